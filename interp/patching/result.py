@@ -1,0 +1,137 @@
+"""`PatchResult`: a patching sweep's effects with named axes, labels, provenance, save/load and plots."""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from interp._io import read_json, write_json_atomic
+
+__all__ = ["PatchResult"]
+
+
+@dataclass(frozen=True)
+class PatchResult:
+    """Effects of a patching sweep.
+
+    ``effects`` has one axis per name in ``axes`` (e.g. ``("layer", "pos", "head")``); ``index[axis]`` holds the
+    integer index of every entry along that axis (layers, token positions, heads, neurons) and ``labels[axis]``
+    its human label (``L3``, ``op2``...). ``stderr`` is the standard error of the mean over prompts.
+    ``baseline`` holds the metric of the unpatched base run and of the source run.
+    """
+
+    effects: np.ndarray
+    axes: tuple[str, ...]
+    index: dict[str, list[int]]
+    labels: dict[str, list[str]]
+    site: str
+    metric: str
+    model: str = ""
+    task: str = ""
+    direction: str = "noising"
+    n_prompts: int = 0
+    n_forward_passes: int = 0
+    seconds: float = 0.0
+    stderr: np.ndarray | None = None
+    baseline: dict[str, float] = field(default_factory=dict)
+    meta: dict[str, Any] = field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        shape = tuple(len(self.index[a]) for a in self.axes)
+        if self.effects.shape != shape:
+            raise ValueError(f"effects shape {self.effects.shape} does not match axes {self.axes} of sizes {shape}")
+
+    # ------------------------------------------------------------------------------------------ access
+    def values(self, **where: int) -> np.ndarray:
+        """Effects with some axes fixed by their index value, e.g. ``values(pos=4)`` -> [layer, head]."""
+        arr, axes = self.effects, list(self.axes)
+        for ax, val in where.items():
+            i = axes.index(ax)
+            arr = np.take(arr, self.index[ax].index(val), axis=i)
+            axes.pop(i)
+        return arr
+
+    def top(self, k: int = 10, *, by_abs: bool = True) -> list[tuple[str, float]]:
+        """The ``k`` largest effects as ``(label, effect)``, label like ``L3 op2 H1``."""
+        flat = self.effects.reshape(-1)
+        order = np.argsort(-np.abs(flat) if by_abs else -flat, kind="stable")[:k]
+        out = []
+        for f in order:
+            idx = np.unravel_index(int(f), self.effects.shape)
+            out.append((" ".join(self.labels[a][i] for a, i in zip(self.axes, idx)), float(flat[f])))
+        return out
+
+    def to_frame(self) -> Any:
+        """A tidy pandas DataFrame: one row per entry with an index and a label column per axis."""
+        import pandas as pd
+
+        rows = []
+        for idx in np.ndindex(*self.effects.shape):
+            row: dict[str, Any] = {}
+            for a, i in zip(self.axes, idx):
+                row[a] = self.index[a][i]
+                row[f"{a}_label"] = self.labels[a][i]
+            row["effect"] = float(self.effects[idx])
+            if self.stderr is not None:
+                row["stderr"] = float(self.stderr[idx])
+            rows.append(row)
+        return pd.DataFrame(rows)
+
+    # ------------------------------------------------------------------------------------------ io
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "model": self.model,
+            "task": self.task,
+            "site": self.site,
+            "metric": self.metric,
+            "direction": self.direction,
+            "axes": list(self.axes),
+            "labels": {a: list(self.labels[a]) for a in self.axes},
+            "index": {a: list(map(int, self.index[a])) for a in self.axes},
+            "effects": self.effects.tolist(),
+            "stderr": None if self.stderr is None else self.stderr.tolist(),
+            "baseline": self.baseline,
+            "n_prompts": self.n_prompts,
+            "n_forward_passes": self.n_forward_passes,
+            "seconds": self.seconds,
+            "meta": self.meta,
+        }
+
+    @classmethod
+    def from_dict(cls, d: dict[str, Any]) -> PatchResult:
+        axes = tuple(d["axes"])
+        return cls(
+            effects=np.asarray(d["effects"], dtype=np.float64),
+            axes=axes,
+            index={a: list(d["index"][a]) for a in axes},
+            labels={a: list(d["labels"][a]) for a in axes},
+            site=d["site"],
+            metric=d["metric"],
+            model=d.get("model", ""),
+            task=d.get("task", ""),
+            direction=d.get("direction", "noising"),
+            n_prompts=d.get("n_prompts", 0),
+            n_forward_passes=d.get("n_forward_passes", 0),
+            seconds=d.get("seconds", 0.0),
+            stderr=None if d.get("stderr") is None else np.asarray(d["stderr"], dtype=np.float64),
+            baseline=d.get("baseline", {}),
+            meta=d.get("meta", {}),
+        )
+
+    def save(self, path: str | os.PathLike[str]) -> Path:
+        """Write JSON atomically."""
+        return write_json_atomic(path, self.to_dict())
+
+    @classmethod
+    def load(cls, path: str | os.PathLike[str]) -> PatchResult:
+        return cls.from_dict(read_json(path))
+
+    def plot(self, *, title: str | None = None) -> Any:
+        """A plotly heatmap (diverging, centred at 0); one panel per position for head and neuron sweeps."""
+        from interp.plotting import plot_patch_result
+
+        return plot_patch_result(self, title=title)

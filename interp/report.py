@@ -1,0 +1,186 @@
+"""``interp report``: one self-contained HTML file that says which components carry a model's arithmetic.
+
+The report is a list of sections; each section is a function ``(model, ctx) -> Section``. The plotly library is
+embedded once, so the file renders offline in any browser with no system packages. Later capabilities (circuits,
+neurons, concepts) add their own sections to `SECTIONS`.
+"""
+
+from __future__ import annotations
+
+import html
+import os
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from interp._io import write_text_atomic
+
+__all__ = ["Section", "ReportContext", "build_report", "SECTIONS", "render_html"]
+
+
+@dataclass
+class Section:
+    """A report section: a title, paragraphs of HTML and plotly figures."""
+
+    title: str
+    paragraphs: list[str] = field(default_factory=list)
+    figures: list[Any] = field(default_factory=list)
+    data: dict[str, Any] = field(default_factory=dict)
+
+
+@dataclass
+class ReportContext:
+    """Settings shared by the sections and the data they leave for later sections (``results``)."""
+
+    model_name: str
+    task_spec: str = "arith"
+    n_per_op: int = 50
+    seed: int = 0
+    progress: bool = True
+    quick: bool = False
+    results: dict[str, Any] = field(default_factory=dict)
+
+
+def _esc(s: Any) -> str:
+    return html.escape(str(s))
+
+
+def _table(rows: list[list[Any]], header: list[str]) -> str:
+    head = "".join(f"<th>{_esc(h)}</th>" for h in header)
+    body = "".join("<tr>" + "".join(f"<td>{_esc(c)}</td>" for c in r) + "</tr>" for r in rows)
+    return f"<table><thead><tr>{head}</tr></thead><tbody>{body}</tbody></table>"
+
+
+# ---------------------------------------------------------------------------------------------------- sections
+
+
+def accuracy_section(model: Any, ctx: ReportContext) -> Section:
+    from interp.tasks import parse_task
+
+    task = parse_task(ctx.task_spec)
+    max_prompts = 300 if ctx.quick or int(model.cfg.n_layers) > 8 else None
+    acc = task.accuracy(model, max_prompts=max_prompts)
+    ctx.results["accuracy"] = acc
+    rows = [[op, acc.n_total[op], acc.n_correct[op], f"{100 * acc.accuracy[op]:.1f}%"] for op in task.operators]
+    scope = "every legal prompt of the grid" if max_prompts is None else f"a seeded sample of {max_prompts} prompts"
+    p = [
+        f"Greedy accuracy of <b>{_esc(ctx.model_name)}</b> on <code>{_esc(task.name)}</code>, template "
+        f"<code>{_esc(task.template)}</code>, over {scope} per operator. Patching below uses correct prompts only.",
+        _table(rows, ["operator", "prompts", "correct", "accuracy"]),
+    ]
+    return Section("Accuracy", p, data={"accuracy": acc.to_dict()})
+
+
+def patching_section(model: Any, ctx: ReportContext) -> Section:
+    """Heads and MLPs at every position, per operator, by exact patching (metric: indirect effect, Eq. 1)."""
+    from interp.patching import patch
+    from interp.tasks import parse_task
+
+    task = parse_task(ctx.task_spec)
+    pairs = task.pairs(model, n_per_op=ctx.n_per_op, seed=ctx.seed, corrupt_from="all")
+    sec = Section("Which components carry the answer: activation patching")
+    sec.paragraphs.append(
+        "Each cell is the mean <i>indirect effect</i> (Nikankin et al. 2025, Eq. 1) of replacing one component's "
+        "activation at one token position of a correct clean prompt by its value on a corrupt prompt (another "
+        "correct prompt, drawn from all operators, with a different answer). Large values: the component at that "
+        f"position carries information the answer needs. {ctx.n_per_op} clean prompts per operator; heads patch "
+        "<code>attn.hook_z</code>, MLPs patch the whole <code>mlp.hook_post</code> vector."
+    )
+    per_op: dict[str, dict[str, Any]] = {}
+    summary_rows = []
+    for op, sub in pairs.by_group().items():
+        heads = patch(model, sub, site="heads", positions="all", metric="ie", progress=ctx.progress,
+                      model_name=ctx.model_name)
+        mlps = patch(model, sub, site="mlps", positions="all", metric="ie", progress=ctx.progress,
+                     model_name=ctx.model_name)
+        per_op[op] = {"heads": heads, "mlps": mlps}
+        sec.figures.append(mlps.plot(title=f"MLPs (hook_post), operator {op}: indirect effect by layer and position"))
+        sec.figures.append(heads.plot(title=f"Attention heads (hook_z), operator {op}: indirect effect per position"))
+        top_h = ", ".join(f"{lab} ({v:.2f})" for lab, v in heads.top(3))
+        top_m = ", ".join(f"{lab} ({v:.2f})" for lab, v in mlps.top(3))
+        summary_rows.append([op, sub.n, top_m, top_h])
+    ctx.results["patching"] = per_op
+    sec.paragraphs.append(_table(summary_rows, ["operator", "prompts", "top MLP sites", "top head sites"]))
+    sec.paragraphs.append(_summary_text(per_op))
+    return sec
+
+
+def _summary_text(per_op: dict[str, dict[str, Any]]) -> str:
+    """A short written reading of the maps: MLP vs head mass, and where (which positions) effects sit."""
+    import numpy as np
+
+    lines = []
+    for op, d in per_op.items():
+        h, m = d["heads"], d["mlps"]
+        last = h.index["pos"][-1]
+        head_last = h.values(pos=last)
+        mlp_max, head_max = float(np.max(m.effects)), float(np.max(h.effects))
+        li, pi = np.unravel_index(int(np.argmax(m.effects)), m.effects.shape)
+        n_big_heads = int((head_last > 0.1 * max(head_max, 1e-9)).sum())
+        lines.append(
+            f"<li><b>{_esc(op)}</b>: strongest MLP site {_esc(m.labels['layer'][li])} at position "
+            f"{_esc(m.labels['pos'][pi])} (IE {mlp_max:.2f}); strongest head site IE {head_max:.2f}; "
+            f"{n_big_heads} of {head_last.size} heads at the last position reach 10% of the strongest head effect.</li>"
+        )
+    ratio = [
+        float(np.max(d["mlps"].effects)) / max(float(np.max(d["heads"].effects)), 1e-9) for d in per_op.values()
+    ]
+    verdict = (
+        "MLPs dominate: their strongest effect exceeds the strongest head's for every operator"
+        if all(r > 1 for r in ratio)
+        else "Heads and MLPs both carry large effects"
+    )
+    return f"<p><b>Summary.</b> {verdict}.</p><ul>{''.join(lines)}</ul>"
+
+
+SECTIONS: list[Callable[[Any, ReportContext], Section]] = [accuracy_section, patching_section]
+
+
+# ---------------------------------------------------------------------------------------------------- rendering
+
+_CSS = """
+body{font-family:system-ui,-apple-system,Segoe UI,Roboto,sans-serif;max-width:1200px;margin:2em auto;padding:0 1em;
+color:#222} h1{font-size:1.6em} h2{border-bottom:1px solid #ddd;padding-bottom:.2em;margin-top:2em}
+table{border-collapse:collapse;margin:.8em 0} td,th{border:1px solid #ccc;padding:.25em .6em;text-align:left}
+th{background:#f4f4f4} code{background:#f4f4f4;padding:0 .2em} .meta{color:#666;font-size:.9em}
+"""
+
+
+def render_html(title: str, sections: list[Section], meta: str = "") -> str:
+    """Render sections as one self-contained HTML page (plotly.js embedded once)."""
+    parts = [f"<!DOCTYPE html><html><head><meta charset='utf-8'><title>{_esc(title)}</title>",
+             f"<style>{_CSS}</style></head><body><h1>{_esc(title)}</h1><p class='meta'>{meta}</p>"]
+    first = True
+    for sec in sections:
+        parts.append(f"<h2>{_esc(sec.title)}</h2>")
+        parts.extend(p if p.lstrip().startswith("<") else f"<p>{p}</p>" for p in sec.paragraphs)
+        for fig in sec.figures:
+            parts.append(fig.to_html(full_html=False, include_plotlyjs=True if first else False,
+                                     config={"displaylogo": False}))
+            first = False
+    parts.append("</body></html>")
+    return "\n".join(parts)
+
+
+def build_report(
+    model: Any,
+    out: str | os.PathLike[str],
+    *,
+    model_name: str,
+    task_spec: str = "arith",
+    n_per_op: int = 50,
+    seed: int = 0,
+    progress: bool = True,
+    quick: bool = False,
+    sections: list[Callable[[Any, ReportContext], Section]] | None = None,
+) -> Path:
+    """Run every section and write the HTML report atomically to ``out``."""
+    t0 = time.time()
+    ctx = ReportContext(model_name=model_name, task_spec=task_spec, n_per_op=n_per_op, seed=seed,
+                        progress=progress, quick=quick)
+    done = [fn(model, ctx) for fn in (sections or SECTIONS)]
+    meta = (f"model <code>{_esc(model_name)}</code> · task <code>{_esc(task_spec)}</code> · seed {seed} · "
+            f"generated by interp in {time.time() - t0:.0f} s")
+    return write_text_atomic(out, render_html(f"interp report: {model_name}", done, meta))

@@ -1,0 +1,138 @@
+"""Sites: the one place where hook names are built and parsed.
+
+A *site kind* names a family of activations that can be patched or ablated; a `Site` names one concrete
+activation slice (one layer, optionally one head or one neuron). Every other module asks this one for hook names,
+so there are no ``"hook_z" in name`` checks anywhere else.
+
+========== ============================== ============================= ==========================
+kind       hook                           activation shape              index within the hook
+========== ============================== ============================= ==========================
+resid_pre  ``blocks.{l}.hook_resid_pre``  [batch pos d_model]           (pos)
+attn_out   ``blocks.{l}.hook_attn_out``   [batch pos d_model]           (pos)
+mlp_out    ``blocks.{l}.hook_mlp_out``    [batch pos d_model]           (pos)
+head       ``blocks.{l}.attn.hook_z``     [batch pos head_index d_head] (pos, head)
+mlp        ``blocks.{l}.mlp.hook_post``   [batch pos d_mlp]             (pos) - the whole neuron vector
+neuron     ``blocks.{l}.mlp.hook_post``   [batch pos d_mlp]             (pos, neuron)
+========== ============================== ============================= ==========================
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+from interp.errors import ShapeError, unknown
+
+__all__ = ["SITE_KINDS", "CLI_SITES", "SWEEP_AXES", "Site", "hook_name", "site_kind", "check_layer", "check_site_exists"]
+
+_HOOKS: dict[str, str] = {
+    "resid_pre": "blocks.{layer}.hook_resid_pre",
+    "attn_out": "blocks.{layer}.hook_attn_out",
+    "mlp_out": "blocks.{layer}.hook_mlp_out",
+    "head": "blocks.{layer}.attn.hook_z",
+    "mlp": "blocks.{layer}.mlp.hook_post",
+    "neuron": "blocks.{layer}.mlp.hook_post",
+}
+SITE_KINDS: tuple[str, ...] = tuple(_HOOKS)
+
+# names used on the command line and in `patch(site=...)` -> site kind
+CLI_SITES: dict[str, str] = {
+    "heads": "head",
+    "mlps": "mlp",
+    "resid": "resid_pre",
+    "attn_out": "attn_out",
+    "mlp_out": "mlp_out",
+    "neurons": "neuron",
+}
+
+# axes of a patching sweep over a site kind, in order (pos is always present)
+SWEEP_AXES: dict[str, tuple[str, ...]] = {
+    "resid_pre": ("layer", "pos"),
+    "attn_out": ("layer", "pos"),
+    "mlp_out": ("layer", "pos"),
+    "head": ("layer", "pos", "head"),
+    "mlp": ("layer", "pos"),
+    "neuron": ("layer", "pos", "neuron"),
+}
+
+UNEMBED = "ln_final.hook_normalized"
+
+
+def site_kind(name: str) -> str:
+    """Resolve a CLI site name (``heads``) or a kind (``head``) to a site kind; unknown names list the options."""
+    if name in SITE_KINDS:
+        return name
+    if name in CLI_SITES:
+        return CLI_SITES[name]
+    raise unknown("site", name, list(CLI_SITES) + list(SITE_KINDS))
+
+
+def hook_name(kind: str, layer: int) -> str:
+    """The TransformerLens hook name of site ``kind`` in ``layer``."""
+    return _HOOKS[site_kind(kind)].format(layer=layer)
+
+
+def check_layer(model: Any, layer: int) -> None:
+    n_layers = int(model.cfg.n_layers)
+    if not 0 <= int(layer) < n_layers:
+        raise ShapeError(f"layer {layer} is out of range; the model has layers 0..{n_layers - 1}")
+
+
+def check_site_exists(model: Any, kind: str) -> None:
+    """Raise `ShapeError` when ``model`` has no hook for site ``kind`` (e.g. an MLP without ``hook_post``)."""
+    kind = site_kind(kind)
+    names = getattr(model, "hook_dict", None)
+    if names is None:
+        return
+    missing = hook_name(kind, 0)
+    if missing not in names:
+        raise ShapeError(
+            f"site kind {kind!r} needs the hook {missing!r}, which this model does not have "
+            f"(is it attention-only, or not in compatibility mode?)"
+        )
+
+
+@dataclass(frozen=True, order=True)
+class Site:
+    """One patchable activation slice: ``Site("head", 3, head=1)``, ``Site("neuron", 2, neuron=17)``.
+
+    ``pos`` is None for "every position" (ablations) or an int (patching at one position).
+    """
+
+    kind: str
+    layer: int
+    head: int | None = None
+    neuron: int | None = None
+    pos: int | None = None
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "kind", site_kind(self.kind))
+        if self.kind == "head" and self.head is None:
+            raise ShapeError("a 'head' site needs head=<index>")
+        if self.kind == "neuron" and self.neuron is None:
+            raise ShapeError("a 'neuron' site needs neuron=<index>")
+
+    @property
+    def hook_name(self) -> str:
+        return hook_name(self.kind, self.layer)
+
+    @property
+    def label(self) -> str:
+        """Short human label: ``L3H1``, ``MLP2``, ``L2N17``, ``resid_pre3``."""
+        if self.kind == "head":
+            s = f"L{self.layer}H{self.head}"
+        elif self.kind == "mlp":
+            s = f"MLP{self.layer}"
+        elif self.kind == "neuron":
+            s = f"L{self.layer}N{self.neuron}"
+        else:
+            s = f"{self.kind}{self.layer}"
+        return s if self.pos is None else f"{s}@{self.pos}"
+
+    def validate(self, model: Any) -> None:
+        """Raise `ShapeError` when the site does not exist in ``model``."""
+        check_layer(model, self.layer)
+        if self.head is not None and not 0 <= self.head < int(model.cfg.n_heads):
+            raise ShapeError(f"head {self.head} is out of range; the model has heads 0..{model.cfg.n_heads - 1}")
+        if self.neuron is not None and not 0 <= self.neuron < int(model.cfg.d_mlp):
+            raise ShapeError(f"neuron {self.neuron} is out of range; d_mlp is {model.cfg.d_mlp}")

@@ -1,0 +1,406 @@
+"""Arithmetic prompts over an operand grid (Nikankin et al., ICLR 2025, methods.md §A.0).
+
+The default template is the paper's ``"{a}{op}{b}="`` with BOS prepended and no few-shot context. The legal grid
+follows the paper: ``-`` needs b <= a, ``/`` is integer division with b >= 1, and results must be non-negative (and
+single tokens in the single-token setting). Tokenization is checked, not assumed:
+
+* **single-token mode** - every operand and result is one token (Llama-3 style tokenizers, `toy-arith`); the metric
+  token is the result token.
+* **multi-token mode** - numbers are token sequences (SmolLM2 splits digits); the metric uses the first answer token
+  and correctness checks the whole answer by teacher forcing. Prompts are grouped by *layout* (how many tokens each
+  field takes) so that clean and corrupt prompts have equal length and aligned positions.
+
+Clean/corrupt pairs: the corrupt prompt is another correct prompt of the same layout with a different first answer
+token, drawn from the same operator or from all operators of the task (the paper's choice), seeded.
+"""
+
+from __future__ import annotations
+
+import random
+import re
+from collections import Counter
+from collections.abc import Sequence
+from dataclasses import dataclass, field, replace
+from typing import Any
+
+import torch
+
+from interp.errors import TaskError, unknown
+from interp.tasks.base import PromptPairs, encode, get_tokenizer
+
+__all__ = ["OPERATORS", "ArithPrompt", "ArithTask", "AccuracyReport", "apply_op", "single_token_limit"]
+
+OPERATORS: tuple[str, ...] = ("+", "-", "*", "/")
+OP_NAMES = {"+": "add", "-": "sub", "*": "mul", "/": "div"}
+_FIELD_RE = re.compile(r"\{(a|op|b)\}")
+
+
+def apply_op(a: int, op: str, b: int) -> int:
+    if op == "+":
+        return a + b
+    if op == "-":
+        return a - b
+    if op == "*":
+        return a * b
+    if op == "/":
+        return a // b
+    raise unknown("operator", op, OPERATORS)
+
+
+def single_token_limit(tokenizer: Any, *, search_max: int = 100_000) -> int:
+    """The largest n such that every integer in [0, n] is one token (the paper's definition), or -1."""
+    n = 0
+    while n <= search_max:
+        ids = tokenizer(str(n), add_special_tokens=False)["input_ids"]
+        if len(ids) != 1:
+            return n - 1
+        n += 1
+    return search_max
+
+
+@dataclass(frozen=True)
+class ArithPrompt:
+    """One arithmetic prompt with its tokens; ``layout`` is the token count of (prefix, a, op, b, answer)."""
+
+    a: int
+    op: str
+    b: int
+    result: int
+    text: str
+    tokens: tuple[int, ...]
+    answer_tokens: tuple[int, ...]
+    roles: tuple[str, ...]
+
+    @property
+    def answer_token(self) -> int:
+        return self.answer_tokens[0]
+
+    @property
+    def layout(self) -> tuple[str, ...]:
+        return self.roles
+
+    def __str__(self) -> str:
+        return f"{self.a}{self.op}{self.b}={self.result}"
+
+
+@dataclass(frozen=True)
+class AccuracyReport:
+    """Greedy accuracy per operator: ``n_correct[op] / n_total[op]``."""
+
+    n_correct: dict[str, int]
+    n_total: dict[str, int]
+
+    @property
+    def accuracy(self) -> dict[str, float]:
+        return {op: self.n_correct[op] / self.n_total[op] if self.n_total[op] else float("nan") for op in self.n_total}
+
+    @property
+    def overall(self) -> float:
+        tot = sum(self.n_total.values())
+        return sum(self.n_correct.values()) / tot if tot else float("nan")
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"accuracy": self.accuracy, "n_correct": self.n_correct, "n_total": self.n_total}
+
+
+@dataclass(frozen=True)
+class ArithTask:
+    """Arithmetic prompts for chosen operators over the operand range [lo, hi].
+
+    Build one from a command-line spec with `ArithTask.from_spec` (``arith``, ``arith:+``, ``arith:+-``,
+    ``arith:+:0-99``) or directly. ``number_mode`` is ``auto`` (single-token when the tokenizer allows it),
+    ``single`` or ``multi``.
+    """
+
+    operators: tuple[str, ...] = OPERATORS
+    lo: int = 0
+    hi: int = 99
+    template: str = "{a}{op}{b}="
+    answer_template: str = "{r}"
+    prefix: str = ""
+    prepend_bos: bool = True
+    number_mode: str = "auto"
+    max_result: int | None = None
+    _cache: dict = field(default_factory=dict, compare=False, repr=False, hash=False)
+
+    def __post_init__(self) -> None:
+        bad = [op for op in self.operators if op not in OPERATORS]
+        if bad or not self.operators:
+            raise TaskError(f"operators {self.operators!r} are not valid; choose from {' '.join(OPERATORS)}")
+        if len(set(self.operators)) != len(self.operators):
+            raise TaskError(f"operators {self.operators!r} contain duplicates")
+        if not 0 <= self.lo <= self.hi:
+            raise TaskError(f"operand range {self.lo}-{self.hi} is invalid; need 0 <= lo <= hi")
+        if self.number_mode not in ("auto", "single", "multi"):
+            raise unknown("number mode", self.number_mode, ("auto", "single", "multi"))
+        if sorted(_FIELD_RE.findall(self.template)) != ["a", "b", "op"]:
+            raise TaskError(f"template {self.template!r} must contain {{a}}, {{op}} and {{b}} exactly once each")
+
+    # ---------------------------------------------------------------------------------------------------- specs
+    @classmethod
+    def from_spec(cls, spec: str, **overrides: Any) -> ArithTask:
+        """Parse ``arith[:OPS[:LO-HI]]``; e.g. ``arith:+-:0-49``. Keyword overrides set the other fields."""
+        parts = spec.split(":")
+        if parts[0] != "arith" or len(parts) > 3:
+            raise TaskError(f"task spec {spec!r} is not of the form arith[:OPS[:LO-HI]] (e.g. arith:+-:0-99)")
+        kwargs: dict[str, Any] = {}
+        if len(parts) >= 2 and parts[1]:
+            kwargs["operators"] = tuple(parts[1].replace("x", "*"))
+        if len(parts) == 3:
+            m = re.fullmatch(r"(\d+)-(\d+)", parts[2])
+            if not m:
+                raise TaskError(f"operand range {parts[2]!r} in {spec!r} must look like LO-HI, e.g. 0-99")
+            kwargs["lo"], kwargs["hi"] = int(m.group(1)), int(m.group(2))
+        kwargs.update(overrides)
+        return cls(**kwargs)
+
+    @property
+    def name(self) -> str:
+        return f"arith:{''.join(self.operators)}:{self.lo}-{self.hi}"
+
+    def with_operators(self, operators: Sequence[str]) -> ArithTask:
+        return replace(self, operators=tuple(operators), _cache={})
+
+    # ---------------------------------------------------------------------------------------------- the grid
+    def legal_pairs(self, op: str, max_result: int | None) -> list[tuple[int, int]]:
+        out = []
+        for a in range(self.lo, self.hi + 1):
+            for b in range(self.lo, self.hi + 1):
+                if op == "/" and b == 0:
+                    continue
+                r = apply_op(a, op, b)
+                if r < 0 or (max_result is not None and r > max_result):
+                    continue
+                out.append((a, b))
+        return out
+
+    def _mode_and_limit(self, tokenizer: Any) -> tuple[str, int | None]:
+        key = ("mode", id(tokenizer))
+        if key in self._cache:
+            return self._cache[key]
+        limit = single_token_limit(tokenizer, search_max=max(self.hi, self.max_result or 0) + 1)
+        mode = self.number_mode
+        if mode == "auto":
+            mode = "single" if limit >= self.hi else "multi"
+        if mode == "single":
+            if limit < self.hi:
+                raise TaskError(
+                    f"operands {self.lo}-{self.hi} are not single tokens for this tokenizer: every integer is one "
+                    f"token only up to {limit} ({'none are' if limit < 0 else f'0..{limit}'}). Use a range within "
+                    f"0-{max(limit, 0)}, or the multi-token mode (number_mode='multi', --number-mode multi), where "
+                    "answers are token sequences"
+                )
+            max_result = limit if self.max_result is None else min(self.max_result, limit)
+        else:
+            max_result = self.max_result
+        self._cache[key] = (mode, max_result)
+        return mode, max_result
+
+    def prompts(self, model: Any, op: str) -> list[ArithPrompt]:
+        """Every legal prompt of ``op`` on the grid, tokenized (cached per model)."""
+        if op not in self.operators:
+            raise TaskError(f"operator {op!r} is not in this task (operators: {' '.join(self.operators)})")
+        tok = get_tokenizer(model)
+        key = ("prompts", id(tok), op)
+        if key in self._cache:
+            return self._cache[key]
+        mode, max_result = self._mode_and_limit(tok)
+        pairs = self.legal_pairs(op, max_result)
+        texts, spans = [], []
+        for a, b in pairs:
+            text, sp = self._render(a, op, b)
+            texts.append(text)
+            spans.append(sp)
+        answers = [self.answer_template.format(r=apply_op(a, op, b)) for a, b in pairs]
+        ids, offs = encode(tok, texts, prepend_bos=self.prepend_bos)
+        full_ids, _ = encode(tok, [t + s for t, s in zip(texts, answers)], prepend_bos=self.prepend_bos)
+        out = []
+        for (a, b), text, sp, pid, off, fid in zip(pairs, texts, spans, ids, offs, full_ids):
+            if fid[: len(pid)] != pid or len(fid) == len(pid):
+                raise TaskError(
+                    f"the answer of {text!r} does not tokenize as a continuation of the prompt "
+                    f"(prompt {pid}, prompt+answer {fid}); change answer_template or template"
+                )
+            roles = _roles(off, sp, self.prepend_bos)
+            ans = tuple(fid[len(pid) :])
+            if mode == "single" and (len(ans) != 1 or roles.count("op1") != 1 or roles.count("op2") != 1):
+                raise TaskError(
+                    f"{text!r}: a number is not a single token although single-token mode was chosen; "
+                    "use number_mode='multi'"
+                )
+            out.append(ArithPrompt(a, op, b, apply_op(a, op, b), text, tuple(pid), ans, roles))
+        self._cache[key] = out
+        return out
+
+    def _render(self, a: int, op: str, b: int) -> tuple[str, dict[str, tuple[int, int]]]:
+        values = {"a": str(a), "op": op, "b": str(b)}
+        text, spans, pos = self.prefix, {"prefix": (0, len(self.prefix))}, 0
+        for m in _FIELD_RE.finditer(self.template):
+            text += self.template[pos : m.start()]
+            start = len(text)
+            text += values[m.group(1)]
+            spans[m.group(1)] = (start, len(text))
+            pos = m.end()
+        text += self.template[pos:]
+        return text, spans
+
+    # -------------------------------------------------------------------------------------------- correctness
+    @torch.inference_mode()
+    def _is_correct(self, model: Any, prompts: Sequence[ArithPrompt], batch_size: int = 512) -> list[bool]:
+        """Greedy correctness; multi-token answers by teacher forcing (every answer token is the argmax)."""
+        result = [False] * len(prompts)
+        groups: dict[tuple[int, int], list[int]] = {}
+        for i, p in enumerate(prompts):
+            groups.setdefault((len(p.tokens), len(p.answer_tokens)), []).append(i)
+        for (n_prompt, n_ans), idx in groups.items():
+            for s in range(0, len(idx), batch_size):
+                chunk = idx[s : s + batch_size]
+                seqs = torch.tensor([prompts[i].tokens + prompts[i].answer_tokens[:-1] for i in chunk])
+                logits = model(seqs)[:, n_prompt - 1 :, :]
+                pred = logits.argmax(-1)
+                want = torch.tensor([prompts[i].answer_tokens for i in chunk])
+                ok = (pred == want).all(-1).tolist()
+                for i, o in zip(chunk, ok):
+                    result[i] = bool(o)
+        return result
+
+    def correct_prompts(
+        self, model: Any, op: str, *, seed: int = 42, limit: int | None = None, max_scan: int | None = None
+    ) -> list[ArithPrompt]:
+        """Correct prompts of ``op`` in a seeded shuffled order (the paper shuffles with seed 42).
+
+        Scans the shuffled grid in chunks and stops after ``limit`` correct prompts (all when None) or after
+        ``max_scan`` prompts. Raises `TaskError` when the model answers none correctly, with its accuracy.
+        """
+        key = ("correct", id(model), op, seed)
+        cached = self._cache.get(key)
+        if cached is not None and (limit is None or len(cached[0]) >= limit or cached[1]):
+            return cached[0][:limit] if limit is not None else cached[0]
+        grid = list(self.prompts(model, op))
+        random.Random(seed).shuffle(grid)
+        if max_scan is not None:
+            grid = grid[:max_scan]
+        correct: list[ArithPrompt] = []
+        scanned = 0
+        chunk = 2048 if limit is None else max(64, 2 * limit)
+        while scanned < len(grid) and (limit is None or len(correct) < limit):
+            part = grid[scanned : scanned + chunk]
+            correct += [p for p, ok in zip(part, self._is_correct(model, part)) if ok]
+            scanned += len(part)
+        exhausted = scanned >= len(grid)
+        self._cache[key] = (correct, exhausted)
+        if not correct:
+            raise TaskError(
+                f"the model answers none of the {scanned} {op!r} prompts it was given correctly "
+                f"(accuracy 0.0 on {self.name}); patching needs correct prompts - try another operand range, "
+                "a few-shot prefix, or another operator"
+            )
+        return correct[:limit] if limit is not None else correct
+
+    def accuracy(self, model: Any, *, max_prompts: int | None = None, seed: int = 0) -> AccuracyReport:
+        """Greedy accuracy per operator over the grid (or a seeded sample of ``max_prompts`` per operator)."""
+        n_correct, n_total = {}, {}
+        for op in self.operators:
+            grid = list(self.prompts(model, op))
+            if max_prompts is not None and len(grid) > max_prompts:
+                grid = random.Random(seed).sample(grid, max_prompts)
+            n_correct[op] = sum(self._is_correct(model, grid))
+            n_total[op] = len(grid)
+        return AccuracyReport(n_correct, n_total)
+
+    # ----------------------------------------------------------------------------------------------- pairs
+    def pairs(
+        self,
+        model: Any,
+        *,
+        n_per_op: int = 50,
+        seed: int = 0,
+        corrupt_from: str = "all",
+        split: str = "discovery",
+        shuffle_seed: int = 42,
+    ) -> PromptPairs:
+        """Clean/corrupt pairs: ``n_per_op`` correct clean prompts per operator with seeded corrupt partners.
+
+        ``split="discovery"`` takes the first ``n_per_op`` correct prompts of the seed-42 shuffle and
+        ``"evaluation"`` the next ``n_per_op`` (held out from discovery, as in the paper's code). ``seed`` only
+        changes the corrupt sample. ``corrupt_from`` is ``"all"`` (any operator of the task, the paper's choice)
+        or ``"same"`` (the clean prompt's operator).
+        """
+        if corrupt_from not in ("all", "same"):
+            raise unknown("corrupt_from", corrupt_from, ("all", "same"))
+        if split not in ("discovery", "evaluation"):
+            raise unknown("split", split, ("discovery", "evaluation"))
+        if n_per_op < 1:
+            raise TaskError(f"n_per_op must be >= 1; got {n_per_op}")
+        pools = {op: self.correct_prompts(model, op, seed=shuffle_seed, limit=2 * n_per_op) for op in self.operators}
+        layout = self._main_layout(pools)
+        pools = {op: [p for p in ps if p.layout == layout] for op, ps in pools.items()}
+        rng = random.Random(seed)
+        clean: list[ArithPrompt] = []
+        corrupt: list[ArithPrompt] = []
+        for op in self.operators:
+            pool = pools[op]
+            chosen = pool[:n_per_op] if split == "discovery" else pool[n_per_op : 2 * n_per_op]
+            if not chosen:
+                raise TaskError(
+                    f"no {split} prompts for {op!r}: the model answers only {len(pool)} {op!r} prompts of layout "
+                    f"{layout} correctly (need more than {n_per_op} for an evaluation split); lower n_per_op"
+                )
+            candidates = pool if corrupt_from == "same" else [p for o in self.operators for p in pools[o]]
+            for p in chosen:
+                options = [q for q in candidates if q.answer_token != p.answer_token]
+                if not options:
+                    raise TaskError(f"no corrupt prompt with a different answer token for {p} ({corrupt_from=})")
+                clean.append(p)
+                corrupt.append(rng.choice(options))
+        return PromptPairs(
+            clean_tokens=torch.tensor([p.tokens for p in clean]),
+            corrupt_tokens=torch.tensor([p.tokens for p in corrupt]),
+            clean_answers=torch.tensor([p.answer_token for p in clean]),
+            corrupt_answers=torch.tensor([p.answer_token for p in corrupt]),
+            position_labels=_position_labels(layout),
+            task=self.name,
+            clean=tuple(clean),
+            corrupt=tuple(corrupt),
+            groups=tuple(p.op for p in clean),
+        )
+
+    @staticmethod
+    def _main_layout(pools: dict[str, list[ArithPrompt]]) -> tuple[str, ...]:
+        """The token layout shared by the most correct prompts (all of them in single-token mode)."""
+        counts = Counter(p.layout for ps in pools.values() for p in ps)
+        return counts.most_common(1)[0][0]
+
+
+def _roles(offsets: Sequence[tuple[int, int]], spans: dict[str, tuple[int, int]], bos: bool) -> tuple[str, ...]:
+    """Role of each token: bos, prefix, op1, op, op2 or template literal ('=' etc.), from character offsets."""
+    names = {"a": "op1", "op": "op", "b": "op2", "prefix": "prefix"}
+    roles = []
+    for i, (s, e) in enumerate(offsets):
+        if bos and i == 0:
+            roles.append("BOS")
+            continue
+        role = "lit"
+        for key, (fs, fe) in spans.items():
+            if fs <= s < fe or (s == e == fs and fe > fs):
+                role = names[key]
+                break
+        roles.append(role)
+    return tuple(roles)
+
+
+def _position_labels(layout: tuple[str, ...]) -> tuple[str, ...]:
+    """Unique position labels: ``op1`` or ``op1[0]``, ``op1[1]`` for multi-token fields; literals by index."""
+    counts = Counter(layout)
+    seen: Counter[str] = Counter()
+    out = []
+    for i, r in enumerate(layout):
+        if r == "lit":
+            out.append("=" if i == len(layout) - 1 else f"lit{i}")
+        elif counts[r] > 1:
+            out.append(f"{r}[{seen[r]}]")
+        else:
+            out.append(r)
+        seen[r] += 1
+    return tuple(out)
+
