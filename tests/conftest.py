@@ -39,3 +39,54 @@ def _seed():
 @pytest.fixture(scope="session")
 def tiny():
     return tiny_bridge()
+
+
+class CalculatorModel:
+    """A test double for tasks: answers every ``a op b =`` prompt correctly (optionally wrong for one operator).
+
+    It decodes the tokens and, at each position, puts the largest logit on the correct next token of the answer
+    (by teacher forcing), so task logic (grids, correctness, pairs) can be tested against known answers.
+    """
+
+    def __init__(self, tokenizer, *, wrong_ops=(), d_vocab=None):
+        import types
+
+        self.tokenizer = tokenizer
+        self.wrong_ops = set(wrong_ops)
+        self.cfg = types.SimpleNamespace(d_vocab=d_vocab or len(tokenizer), n_layers=1, model_name="calculator")
+
+    def __call__(self, tokens):
+        import re
+
+        from interp.tasks.arith import apply_op
+
+        b, s = tokens.shape
+        out = torch.zeros(b, s, self.cfg.d_vocab)
+        for i in range(b):
+            for t in range(s):
+                text = self.tokenizer.decode(tokens[i, : t + 1].tolist(), skip_special_tokens=True)
+                m = re.search(r"(\d+)([-+*/])(\d+)=(\d*)$", text.replace(" ", ""))
+                if not m:
+                    continue
+                a, op, bb, partial = int(m.group(1)), m.group(2), int(m.group(3)), m.group(4)
+                res = apply_op(a, op, bb) + (1 if op in self.wrong_ops else 0)
+                full = str(res)
+                if not full.startswith(partial) or full == partial:
+                    continue
+                ids = self.tokenizer(full[len(partial):], add_special_tokens=False)["input_ids"]
+                out[i, t, ids[0]] = 10.0
+        return out
+
+
+@pytest.fixture(scope="session")
+def toy_tokenizer(tmp_path_factory):
+    from interp.models.toy import build_toy_tokenizer
+
+    return build_toy_tokenizer(200, tmp_path_factory.mktemp("tok3"))
+
+
+@pytest.fixture(scope="session")
+def digit_tokenizer(tmp_path_factory):
+    from interp.models.toy import build_toy_tokenizer
+
+    return build_toy_tokenizer(10, tmp_path_factory.mktemp("tok1"), digits_per_token=1)

@@ -140,7 +140,7 @@ class ToyArithConfig:
         return split_pairs(self.pairs(op), self.held_out_frac, self.seed + 1 + OPERATORS.index(op))
 
 
-def build_toy_tokenizer(n_numbers: int, directory: str | os.PathLike[str]) -> Any:
+def build_toy_tokenizer(n_numbers: int, directory: str | os.PathLike[str], *, digits_per_token: int = 3) -> Any:
     """Write an HF fast tokenizer for the toy vocabulary to ``directory`` and load it back.
 
     Numbers ``0..n_numbers-1`` have token id == value; a digit run is split in chunks of three digits (as Llama-3
@@ -154,7 +154,7 @@ def build_toy_tokenizer(n_numbers: int, directory: str | os.PathLike[str]) -> An
         vocab[s] = n_numbers + j
     tk = Tokenizer(models.WordLevel(vocab=vocab, unk_token="<unk>"))
     tk.pre_tokenizer = pre_tokenizers.Sequence(
-        [pre_tokenizers.WhitespaceSplit(), pre_tokenizers.Split(Regex(r"\d{1,3}|[^\d]"), behavior="isolated")]
+        [pre_tokenizers.WhitespaceSplit(), pre_tokenizers.Split(Regex(rf"\d{{1,{digits_per_token}}}|[^\d]"), behavior="isolated")]
     )
     tk.post_processor = processors.TemplateProcessing(single="<bos> $A", special_tokens=[("<bos>", vocab["<bos>"])])
     tk.decoder = decoders.Fuse()
@@ -329,7 +329,7 @@ def read_toy_config(directory: str | os.PathLike[str]) -> tuple[ToyArithConfig, 
 def load_toy(directory: str | os.PathLike[str] = TOY_DIR, *, device: str = "cpu") -> Any:
     """Load a toy model directory as a TransformerBridge in compatibility mode."""
     from safetensors.torch import load_file
-    from transformer_lens import TransformerBridge, TransformerBridgeConfig
+    from transformer_lens import TransformerBridgeConfig
     from transformers import AutoTokenizer
 
     directory = Path(directory)
@@ -337,10 +337,17 @@ def load_toy(directory: str | os.PathLike[str] = TOY_DIR, *, device: str = "cpu"
     weights = directory / "model.safetensors"
     if not weights.exists():
         raise ModelLoadError(f"{directory} has no model.safetensors; run `interp train-toy --out {directory}`")
+    from transformer_lens.model_bridge.sources._bridge_builder import build_bridge_from_module
+
     tok = AutoTokenizer.from_pretrained(str(directory))
+    native = _native_model(cfg)
+    native.load_state_dict(load_file(str(weights)))
     bcfg = TransformerBridgeConfig(**cfg.bridge_config())
-    bridge = TransformerBridge.boot_native(bcfg, tokenizer=tok, device=device, model_name="toy-arith")
-    bridge.original_model.load_state_dict(load_file(str(weights)))
+    native.to(device)
+    bridge = build_bridge_from_module(
+        native, architecture="TransformerLensNative", tl_config=bcfg, tokenizer=tok, device=device,
+        model_name="toy-arith",
+    )
     bridge.enable_compatibility_mode()
     bridge.eval()
     return bridge

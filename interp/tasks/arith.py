@@ -47,14 +47,18 @@ def apply_op(a: int, op: str, b: int) -> int:
     raise unknown("operator", op, OPERATORS)
 
 
-def single_token_limit(tokenizer: Any, *, search_max: int = 100_000) -> int:
-    """The largest n such that every integer in [0, n] is one token (the paper's definition), or -1."""
-    n = 0
-    while n <= search_max:
-        ids = tokenizer(str(n), add_special_tokens=False)["input_ids"]
-        if len(ids) != 1:
-            return n - 1
-        n += 1
+def single_token_limit(tokenizer: Any, *, search_max: int = 100_000, chunk: int = 1000) -> int:
+    """The largest n such that every integer in [0, n] is one (known, round-tripping) token; -1 if 0 is not.
+
+    This is the paper's definition (Llama-3: 999). Unknown-token ids do not count as single tokens.
+    """
+    unk = getattr(tokenizer, "unk_token_id", None)
+    for start in range(0, search_max + 1, chunk):
+        nums = list(range(start, min(start + chunk, search_max + 1)))
+        ids = tokenizer([str(n) for n in nums], add_special_tokens=False)["input_ids"]
+        for n, x in zip(nums, ids):
+            if len(x) != 1 or x[0] == unk or tokenizer.decode(x).strip() != str(n):
+                return n - 1
     return search_max
 
 
@@ -178,7 +182,7 @@ class ArithTask:
         key = ("mode", id(tokenizer))
         if key in self._cache:
             return self._cache[key]
-        limit = single_token_limit(tokenizer, search_max=max(self.hi, self.max_result or 0) + 1)
+        limit = single_token_limit(tokenizer)
         mode = self.number_mode
         if mode == "auto":
             mode = "single" if limit >= self.hi else "multi"
@@ -223,7 +227,8 @@ class ArithTask:
                 )
             roles = _roles(off, sp, self.prepend_bos)
             ans = tuple(fid[len(pid) :])
-            if mode == "single" and (len(ans) != 1 or roles.count("op1") != 1 or roles.count("op2") != 1):
+            if mode == "single" and (len(ans) != 1 or roles.count("op1") != 1 or roles.count("op2") != 1
+                                     or tok.unk_token_id in pid):
                 raise TaskError(
                     f"{text!r}: a number is not a single token although single-token mode was chosen; "
                     "use number_mode='multi'"
@@ -332,7 +337,7 @@ class ArithTask:
             raise unknown("split", split, ("discovery", "evaluation"))
         if n_per_op < 1:
             raise TaskError(f"n_per_op must be >= 1; got {n_per_op}")
-        pools = {op: self.correct_prompts(model, op, seed=shuffle_seed, limit=2 * n_per_op) for op in self.operators}
+        pools = {op: self.correct_prompts(model, op, seed=shuffle_seed, limit=2 * n_per_op + 100) for op in self.operators}
         layout = self._main_layout(pools)
         pools = {op: [p for p in ps if p.layout == layout] for op, ps in pools.items()}
         rng = random.Random(seed)
