@@ -6,7 +6,7 @@ from typing import Any
 
 import numpy as np
 
-__all__ = ["plot_patch_result", "heatmap", "DIVERGING"]
+__all__ = ["plot_patch_result", "heatmap", "signed_log1p", "DIVERGING", "TRANSFORMS"]
 
 DIVERGING = "RdBu_r"
 
@@ -41,26 +41,42 @@ def heatmap(
     return fig
 
 
-def plot_patch_result(result: Any, *, title: str | None = None) -> Any:
-    """Heatmap of a `PatchResult`: layer x position, or layer x head / neuron with one panel per position."""
+TRANSFORMS = ("none", "log1p")
+
+
+def signed_log1p(x: np.ndarray) -> np.ndarray:
+    """sign(x) * log(1 + |x|): the paper's display of indirect effects (Fig. 2a), which span many decades."""
+    return np.sign(x) * np.log1p(np.abs(x))
+
+
+def plot_patch_result(result: Any, *, title: str | None = None, transform: str = "none") -> Any:
+    """Heatmap of a `PatchResult`: layer x position, or layer x head / neuron with one panel per position.
+
+    ``transform="log1p"`` shows sign(x)·log(1+|x|), as the paper does for indirect effects.
+    """
     import plotly.graph_objects as go
     from plotly.subplots import make_subplots
 
+    from interp.errors import unknown
+
+    if transform not in TRANSFORMS:
+        raise unknown("transform", transform, TRANSFORMS)
     title = title or f"{result.site} patching, metric {result.metric} ({result.model} on {result.task})"
+    effects = signed_log1p(result.effects) if transform == "log1p" else result.effects
+    zlabel = f"log1p({result.metric})" if transform == "log1p" else result.metric
     axes = result.axes
     if len(axes) == 2:
-        return heatmap(result.effects, x=result.labels[axes[1]], y=result.labels[axes[0]], title=title,
-                       zlabel=result.metric)
+        return heatmap(effects, x=result.labels[axes[1]], y=result.labels[axes[0]], title=title, zlabel=zlabel)
     # [layer pos unit]: one panel per position
     n_pos = len(result.index["pos"])
     unit_axis = axes[2]
     fig = make_subplots(rows=1, cols=n_pos, subplot_titles=result.labels["pos"], shared_yaxes=True,
                         horizontal_spacing=0.02)
-    zmax = float(np.nanmax(np.abs(result.effects))) or 1.0
+    zmax = float(np.nanmax(np.abs(effects))) or 1.0
     for i in range(n_pos):
         fig.add_trace(
             go.Heatmap(
-                z=result.effects[:, i, :],
+                z=effects[:, i, :],
                 x=result.labels[unit_axis],
                 y=result.labels["layer"],
                 colorscale=DIVERGING,
@@ -68,7 +84,7 @@ def plot_patch_result(result: Any, *, title: str | None = None) -> Any:
                 zmin=-zmax,
                 zmax=zmax,
                 showscale=i == n_pos - 1,
-                colorbar=dict(title=result.metric),
+                colorbar=dict(title=zlabel),
                 hovertemplate=f"{result.labels['pos'][i]} %{{y}} %{{x}}: %{{z:.4g}}<extra></extra>",
             ),
             row=1,

@@ -86,7 +86,9 @@ def patching_section(model: Any, ctx: ReportContext) -> Section:
         "activation at one token position of a correct clean prompt by its value on a corrupt prompt (another "
         "correct prompt, drawn from all operators, with a different answer). Large values: the component at that "
         f"position carries information the answer needs. {ctx.n_per_op} clean prompts per operator; heads patch "
-        "<code>attn.hook_z</code>, MLPs patch the whole <code>mlp.hook_post</code> vector."
+        "<code>attn.hook_z</code>, MLPs patch the whole <code>mlp.hook_post</code> vector. Because Eq. 1 divides "
+        "by probabilities that a confident model puts near zero, effects span many decades; the maps show "
+        "sign·log(1+IE) as the paper's Fig. 2a does, the tables the raw means."
     )
     per_op: dict[str, dict[str, Any]] = {}
     summary_rows = []
@@ -96,10 +98,12 @@ def patching_section(model: Any, ctx: ReportContext) -> Section:
         mlps = patch(model, sub, site="mlps", positions="all", metric="ie", progress=ctx.progress,
                      model_name=ctx.model_name)
         per_op[op] = {"heads": heads, "mlps": mlps}
-        sec.figures.append(mlps.plot(title=f"MLPs (hook_post), operator {op}: indirect effect by layer and position"))
-        sec.figures.append(heads.plot(title=f"Attention heads (hook_z), operator {op}: indirect effect per position"))
-        top_h = ", ".join(f"{lab} ({v:.2f})" for lab, v in heads.top(3))
-        top_m = ", ".join(f"{lab} ({v:.2f})" for lab, v in mlps.top(3))
+        sec.figures.append(mlps.plot(title=f"MLPs (hook_post), operator {op}: log1p(IE) by layer and position",
+                                     transform="log1p"))
+        sec.figures.append(heads.plot(title=f"Attention heads (hook_z), operator {op}: log1p(IE) per position",
+                                      transform="log1p"))
+        top_h = ", ".join(f"{lab} ({v:.3g})" for lab, v in heads.top(3))
+        top_m = ", ".join(f"{lab} ({v:.3g})" for lab, v in mlps.top(3))
         summary_rows.append([op, sub.n, top_m, top_h])
     ctx.results["patching"] = per_op
     sec.paragraphs.append(_table(summary_rows, ["operator", "prompts", "top MLP sites", "top head sites"]))
@@ -121,7 +125,7 @@ def _summary_text(per_op: dict[str, dict[str, Any]]) -> str:
         n_big_heads = int((head_last > 0.1 * max(head_max, 1e-9)).sum())
         lines.append(
             f"<li><b>{_esc(op)}</b>: strongest MLP site {_esc(m.labels['layer'][li])} at position "
-            f"{_esc(m.labels['pos'][pi])} (IE {mlp_max:.2f}); strongest head site IE {head_max:.2f}; "
+            f"{_esc(m.labels['pos'][pi])} (IE {mlp_max:.3g}); strongest head site IE {head_max:.3g}; "
             f"{n_big_heads} of {head_last.size} heads at the last position reach 10% of the strongest head effect.</li>"
         )
     ratio = [

@@ -264,8 +264,8 @@ def train_toy(
         opt.step()
         sched.step()
         if step % 100 == 0 or step == cfg.steps - 1:
-            losses.append((step, float(loss)))
-            bar.set_postfix(loss=f"{float(loss):.3f}")
+            losses.append((step, float(loss.detach())))
+            bar.set_postfix(loss=f"{losses[-1][1]:.3f}")
         if checkpoint_dir is not None and checkpoint_every and (step + 1) % checkpoint_every == 0:
             model.eval()
             path = Path(checkpoint_dir) / f"step_{step + 1}"

@@ -130,8 +130,11 @@ class PatchResult:
     def load(cls, path: str | os.PathLike[str]) -> PatchResult:
         return cls.from_dict(read_json(path))
 
-    def plot(self, *, title: str | None = None) -> Any:
-        """A plotly heatmap (diverging, centred at 0); one panel per position for head and neuron sweeps."""
+    def plot(self, *, title: str | None = None, transform: str = "none") -> Any:
+        """A plotly heatmap (diverging, centred at 0); one panel per position for head and neuron sweeps.
+
+        ``transform="log1p"`` plots sign(x)·log(1+|x|), the paper's display of indirect effects.
+        """
         from interp.plotting import plot_patch_result
 
-        return plot_patch_result(self, title=title)
+        return plot_patch_result(self, title=title, transform=transform)
