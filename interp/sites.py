@@ -23,7 +23,9 @@ from typing import Any
 
 from interp.errors import ShapeError, unknown
 
-__all__ = ["SITE_KINDS", "CLI_SITES", "SWEEP_AXES", "Site", "hook_name", "site_kind", "check_layer", "check_site_exists"]
+__all__ = [
+    "SITE_KINDS", "CLI_SITES", "SWEEP_AXES", "Site", "hook_name", "site_kind", "check_layer", "check_site_exists"
+]
 
 _HOOKS: dict[str, str] = {
     "resid_pre": "blocks.{layer}.hook_resid_pre",

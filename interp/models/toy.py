@@ -154,7 +154,10 @@ def build_toy_tokenizer(n_numbers: int, directory: str | os.PathLike[str], *, di
         vocab[s] = n_numbers + j
     tk = Tokenizer(models.WordLevel(vocab=vocab, unk_token="<unk>"))
     tk.pre_tokenizer = pre_tokenizers.Sequence(
-        [pre_tokenizers.WhitespaceSplit(), pre_tokenizers.Split(Regex(rf"\d{{1,{digits_per_token}}}|[^\d]"), behavior="isolated")]
+        [
+            pre_tokenizers.WhitespaceSplit(),
+            pre_tokenizers.Split(Regex(rf"\d{{1,{digits_per_token}}}|[^\d]"), behavior="isolated"),
+        ]
     )
     tk.post_processor = processors.TemplateProcessing(single="<bos> $A", special_tokens=[("<bos>", vocab["<bos>"])])
     tk.decoder = decoders.Fuse()

@@ -257,7 +257,7 @@ class ArithTask:
         groups: dict[tuple[int, int], list[int]] = {}
         for i, p in enumerate(prompts):
             groups.setdefault((len(p.tokens), len(p.answer_tokens)), []).append(i)
-        for (n_prompt, n_ans), idx in groups.items():
+        for (n_prompt, _), idx in groups.items():
             for s in range(0, len(idx), batch_size):
                 chunk = idx[s : s + batch_size]
                 seqs = torch.tensor([prompts[i].tokens + prompts[i].answer_tokens[:-1] for i in chunk])
@@ -337,7 +337,9 @@ class ArithTask:
             raise unknown("split", split, ("discovery", "evaluation"))
         if n_per_op < 1:
             raise TaskError(f"n_per_op must be >= 1; got {n_per_op}")
-        pools = {op: self.correct_prompts(model, op, seed=shuffle_seed, limit=2 * n_per_op + 100) for op in self.operators}
+        pools = {
+            op: self.correct_prompts(model, op, seed=shuffle_seed, limit=2 * n_per_op + 100) for op in self.operators
+        }
         layout = self._main_layout(pools)
         pools = {op: [p for p in ps if p.layout == layout] for op, ps in pools.items()}
         rng = random.Random(seed)

@@ -1,0 +1,86 @@
+"""``interp circuit``: find the smallest faithful head circuit (all MLPs kept) and write it as JSON."""
+
+from __future__ import annotations
+
+import argparse
+import time
+from typing import Any
+
+from interp.cli.common import add_model_arg, add_task_args, load, progress_enabled, task_from_args
+
+
+def _seeds(text: str) -> tuple[int, ...]:
+    try:
+        out = tuple(int(s) for s in text.split(",") if s.strip())
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"seeds must be comma-separated integers, e.g. 42,412; got {text!r}") from None
+    if not out:
+        raise argparse.ArgumentTypeError("give at least one seed")
+    return out
+
+
+def register(sub: Any, name: str) -> None:
+    from interp.ablation import ABLATIONS
+    from interp.circuits.search import RANKS
+
+    p = sub.add_parser(name, help="circuit discovery: rank heads, sweep until faithful, write JSON")
+    add_model_arg(p)
+    add_task_args(p)
+    p.add_argument("--out", "-o", required=True, help="output JSON path")
+    p.add_argument("--ablation", default="mean", choices=ABLATIONS,
+                   help="how components outside the circuit are removed (default mean, as the paper)")
+    p.add_argument("--target", type=float, default=0.9, help="target faithfulness in (0, 1] (default 0.9)")
+    p.add_argument("--rank", default="exact", choices=RANKS,
+                   help="rank heads by exact patching (default) or attribution patching (verified against exact)")
+    p.add_argument("--rank-mlps", action="store_true", help="rank MLPs together with heads instead of keeping all")
+    p.add_argument("--seeds", type=_seeds, default=(42, 412, 32879),
+                   help="corrupt-sampling seeds averaged for the ranking (default 42,412,32879)")
+    p.add_argument("--n-eval", type=int, default=50, help="held-out evaluation prompts per operator (default 50)")
+    p.add_argument("--max-heads", type=int, default=None, help="sweep at most this many heads")
+    p.add_argument("--operand-max", type=int, default=None,
+                   help="largest operand of the mean-ablation grid (default: the task's; shrink for big models)")
+    p.add_argument("--no-per-operator", action="store_true",
+                   help="only the pooled circuit, not one per operator as well")
+    p.add_argument("--plot", default=None, help="also write the curve and diagram as a self-contained HTML file")
+    p.set_defaults(func=run)
+
+
+def run(args: argparse.Namespace) -> int:
+    import torch
+
+    from interp._io import write_json_atomic, write_text_atomic
+    from interp.ablation import ABLATIONS, mean_cache
+    from interp.circuits.search import check_target, find_circuit
+
+    t0 = time.time()
+    check_target(args.target)
+    model = load(args)
+    task = task_from_args(args)
+    kw = dict(ablation=args.ablation, target=args.target, rank=args.rank, rank_mlps=args.rank_mlps,
+              seeds=args.seeds, n_per_op=args.n_per_op, n_eval=args.n_eval, eval_seed=args.seed,
+              corrupt_from=args.corrupt_from, max_heads=args.max_heads, progress=progress_enabled(),
+              model_name=args.model)
+    with torch.inference_mode():
+        mean = mean_cache(model, task, operand_max=args.operand_max)
+    pooled = find_circuit(model, task, mean=mean, **kw)
+    out = pooled.to_dict()
+    per_op = {}
+    if len(task.operators) > 1 and not args.no_per_operator:
+        per_op = {op: find_circuit(model, task, operator=op, mean=mean, **kw) for op in task.operators}
+        out["per_operator"] = {op: c.to_dict() for op, c in per_op.items()}
+    out["seconds"] = time.time() - t0
+    write_json_atomic(args.out, out)
+    if args.plot:
+        from interp.circuits.plots import plot_curves
+        from interp.report import Section, render_html
+
+        figs = [plot_curves({"all": pooled, **per_op})] + [c.diagram() for c in [pooled, *per_op.values()]]
+        write_text_atomic(args.plot, render_html(f"interp circuit: {args.model}", [Section("Circuits", [], figs)]))
+    sens = ", ".join(f"{a} {pooled.sensitivity.get(a, float('nan')):.3f}" for a in ABLATIONS)
+    print(f"wrote {args.out} in {out['seconds']:.1f} s")
+    for name, c in [("all", pooled), *per_op.items()]:
+        heads = " ".join(f"L{l}H{h}" for l, h in c.heads) or "-"
+        print(f"  {name:<4} {len(c.heads):>3} heads, {len(c.mlps)} MLPs, F({c.ablation}) = {c.faithfulness:.3f}  "
+              f"[{heads}]")
+    print(f"  sensitivity of the pooled circuit: {sens}")
+    return 0

@@ -1,0 +1,48 @@
+"""``interp dynamics``: the neuron pipeline at every training checkpoint of a toy model (Fig. 10), as JSON."""
+
+from __future__ import annotations
+
+import argparse
+from typing import Any
+
+from interp.cli.neurons_cmd import _ints, add_classifier_args, classifier_config
+
+
+def register(sub: Any, name: str) -> None:
+    p = sub.add_parser(name, help="heuristic neurons across training checkpoints (interp train-toy --checkpoint-every)")
+    p.add_argument("--checkpoints", "-c", required=True,
+                   help="a directory with step_N checkpoints (or a train-toy --out directory holding checkpoints/)")
+    p.add_argument("--task", "-t", default="arith", help="task spec (default arith)")
+    p.add_argument("--top-k", type=int, default=50, help="neurons per layer (default 50)")
+    p.add_argument("--intersection-top", type=int, default=None,
+                   help="final model's top neurons per layer used for the intersection ratio (default top-k/4)")
+    p.add_argument("--n-per-op", type=int, default=50, help="importance prompts per operator (default 50)")
+    p.add_argument("--knockout-per-layer", type=_ints, default=[5, 10, 25],
+                   help="neurons zeroed per layer in the knockouts (default 5,10,25)")
+    p.add_argument("--steps", type=_ints, default=None, help="only these checkpoint steps")
+    add_classifier_args(p)
+    p.add_argument("--out", "-o", required=True, help="output JSON path")
+    p.add_argument("--plot", default=None, help="also write the dynamics curves as an HTML file")
+    p.set_defaults(func=run)
+
+
+def run(args: argparse.Namespace) -> int:
+    from interp._io import write_text_atomic
+    from interp.neurons.dynamics import training_dynamics
+    from interp.tasks import parse_task
+
+    res = training_dynamics(
+        args.checkpoints, parse_task(args.task), top_k=args.top_k, intersection_top=args.intersection_top,
+        config=classifier_config(args), method=args.method, n_per_op=args.n_per_op,
+        knockout_per_layer=args.knockout_per_layer, steps=args.steps,
+    )
+    res.save(args.out)
+    if args.plot:
+        write_text_atomic(args.plot, res.plot().to_html(include_plotlyjs=True, full_html=True))
+    print(f"wrote {args.out}: {len(res.steps)} checkpoints, {res.n_final_triples} final heuristic matches, "
+          f"{res.seconds:.1f} s")
+    for i, s in enumerate(res.steps):
+        acc = ", ".join(f"{op} {a:.2f}" for op, a in res.accuracy.items())
+        print(f"  step {s:>6}: accuracy {acc}; classified {res.classified_fraction[i]:.2f}; "
+              f"intersection {res.intersection[i]:.2f}")
+    return 0
