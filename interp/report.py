@@ -139,7 +139,13 @@ def _summary_text(per_op: dict[str, dict[str, Any]]) -> str:
     return f"<p><b>Summary.</b> {verdict}.</p><ul>{''.join(lines)}</ul>"
 
 
-SECTIONS: list[Callable[[Any, ReportContext], Section]] = [accuracy_section, patching_section]
+def _circuit_section(model: Any, ctx: ReportContext) -> Section:
+    from interp.circuits.report_section import circuit_section
+
+    return circuit_section(model, ctx)
+
+
+SECTIONS: list[Callable[[Any, ReportContext], Section]] = [accuracy_section, patching_section, _circuit_section]
 
 
 # ---------------------------------------------------------------------------------------------------- rendering

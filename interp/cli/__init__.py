@@ -18,6 +18,7 @@ COMMANDS: dict[str, str] = {
     "train-toy": "interp.cli.train_toy_cmd",
     "patch": "interp.cli.patch_cmd",
     "report": "interp.cli.report_cmd",
+    "circuit": "interp.cli.circuit_cmd",
 }
 
 

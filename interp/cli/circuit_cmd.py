@@ -22,6 +22,7 @@ def _seeds(text: str) -> tuple[int, ...]:
 def register(sub: Any, name: str) -> None:
     from interp.ablation import ABLATIONS
     from interp.circuits.search import RANKS
+    from interp.metrics import METRICS
 
     p = sub.add_parser(name, help="circuit discovery: rank heads, sweep until faithful, write JSON")
     add_model_arg(p)
@@ -32,6 +33,8 @@ def register(sub: Any, name: str) -> None:
     p.add_argument("--target", type=float, default=0.9, help="target faithfulness in (0, 1] (default 0.9)")
     p.add_argument("--rank", default="exact", choices=RANKS,
                    help="rank heads by exact patching (default) or attribution patching (verified against exact)")
+    p.add_argument("--metric", default="ie", choices=METRICS,
+                   help="patching metric used for the ranking (default ie, Eq. 1 of the paper)")
     p.add_argument("--rank-mlps", action="store_true", help="rank MLPs together with heads instead of keeping all")
     p.add_argument("--seeds", type=_seeds, default=(42, 412, 32879),
                    help="corrupt-sampling seeds averaged for the ranking (default 42,412,32879)")
@@ -56,12 +59,13 @@ def run(args: argparse.Namespace) -> int:
     check_target(args.target)
     model = load(args)
     task = task_from_args(args)
-    kw = dict(ablation=args.ablation, target=args.target, rank=args.rank, rank_mlps=args.rank_mlps,
+    kw = dict(ablation=args.ablation, target=args.target, rank=args.rank, rank_mlps=args.rank_mlps, metric=args.metric,
               seeds=args.seeds, n_per_op=args.n_per_op, n_eval=args.n_eval, eval_seed=args.seed,
               corrupt_from=args.corrupt_from, max_heads=args.max_heads, progress=progress_enabled(),
               model_name=args.model)
+    seq_len = task.pairs(model, n_per_op=args.n_per_op, seed=args.seed, corrupt_from=args.corrupt_from).seq_len
     with torch.inference_mode():
-        mean = mean_cache(model, task, operand_max=args.operand_max)
+        mean = mean_cache(model, task, operand_max=args.operand_max, seq_len=seq_len)
     pooled = find_circuit(model, task, mean=mean, **kw)
     out = pooled.to_dict()
     per_op = {}

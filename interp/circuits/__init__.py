@@ -1,0 +1,33 @@
+"""Circuit discovery (Nikankin et al., ICLR 2025, methods.md §A.1): rank components, sweep, score faithfulness.
+
+``component_effects`` patches every head and MLP per position over several corrupt seeds; ``find_circuit`` adds
+heads in rank order (all MLPs kept) until faithfulness on held-out prompts reaches a target, and re-scores the
+chosen circuit under every ablation. The `Circuit` result saves to JSON and plots its curve and diagram.
+"""
+
+from interp.ablation import ABLATIONS, Circuit, CircuitError, FaithfulnessResult, faithfulness, mean_cache
+from interp.circuits.effects import DEFAULT_SEEDS, PAPER_SEEDS, ComponentEffects, component_effects
+from interp.circuits.plots import plot_curve, plot_curves, plot_diagram, plot_effects
+from interp.circuits.search import RANKS, evaluation_pairs, find_circuit, find_circuits, sweep
+
+__all__ = [
+    "ABLATIONS",
+    "Circuit",
+    "CircuitError",
+    "ComponentEffects",
+    "DEFAULT_SEEDS",
+    "FaithfulnessResult",
+    "PAPER_SEEDS",
+    "RANKS",
+    "component_effects",
+    "evaluation_pairs",
+    "faithfulness",
+    "find_circuit",
+    "find_circuits",
+    "mean_cache",
+    "plot_curve",
+    "plot_curves",
+    "plot_diagram",
+    "plot_effects",
+    "sweep",
+]

@@ -1,0 +1,279 @@
+"""Circuit search: add heads in order of their patching effect until the circuit is faithful enough.
+
+The paper's procedure (Nikankin et al., ICLR 2025, methods.md §A.1, App. A): rank heads by their position-averaged
+indirect effect on *discovery* prompts, keep every MLP, add heads one at a time in rank order and measure
+faithfulness (Eq. 2, everything outside the circuit mean-ablated) on *held-out evaluation* prompts. The circuit is
+the smallest prefix of the ranking whose faithfulness reaches the target (0.9 by default); the whole
+faithfulness-versus-size curve is kept. Because faithfulness depends on what "ablated" means, the chosen circuit is
+re-scored under every ablation (``sensitivity``).
+
+Options: rank MLPs too (one joint ranking of heads and MLPs), rank with attribution patching (cheap) and verify it
+against exact patching (`interp.attribution.agreement`), sweep only up to ``max_heads``.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import Mapping, Sequence
+from typing import Any
+
+import numpy as np
+import torch
+from torch import Tensor
+
+from interp.ablation import (
+    ABLATIONS,
+    Circuit,
+    CircuitError,
+    FaithfulnessEvaluator,
+    check_ablation,
+    mean_cache,
+)
+from interp.circuits.effects import DEFAULT_SEEDS, METHODS, ComponentEffects, component_effects
+from interp.errors import TaskError, unknown
+from interp.tasks.base import PromptPairs
+
+__all__ = ["find_circuit", "find_circuits", "evaluation_pairs", "sweep", "RANKS"]
+
+log = logging.getLogger(__name__)
+
+RANKS = METHODS
+
+
+def check_target(target: float) -> float:
+    t = float(target)
+    if not 0.0 < t <= 1.0:
+        raise CircuitError(f"target faithfulness must lie in (0, 1]; got {target}")
+    return t
+
+
+def evaluation_pairs(
+    model: Any,
+    task: Any,
+    *,
+    operator: str | None,
+    n_eval: int,
+    n_discovery: int,
+    seed: int = 0,
+    corrupt_from: str = "all",
+) -> PromptPairs:
+    """Held-out evaluation pairs, disjoint from the first ``n_discovery`` correct prompts used for discovery.
+
+    The task's evaluation split of size ``m`` takes correct prompts ``m..2m`` of the seed-42 shuffle; with
+    ``m = max(n_eval, n_discovery)`` it never overlaps the discovery prompts ``0..n_discovery``.
+    """
+    if n_eval < 1:
+        raise CircuitError(f"the evaluation set is empty (n_eval={n_eval}); faithfulness needs held-out prompts")
+    if operator is not None and operator not in task.operators:
+        raise TaskError(f"operator {operator!r} is not in task {task.name} (operators: {' '.join(task.operators)})")
+    m = max(int(n_eval), int(n_discovery))
+    pairs = task.pairs(model, n_per_op=m, seed=seed, corrupt_from=corrupt_from, split="evaluation")
+    keep, count = [], {}
+    for i, g in enumerate(pairs.groups):
+        if (operator is None or g == operator) and count.get(g, 0) < n_eval:
+            keep.append(i)
+            count[g] = count.get(g, 0) + 1
+    if not keep:
+        raise CircuitError(f"the evaluation set for operator {operator!r} is empty")
+    out = pairs.select(keep)
+    disc = task.pairs(model, n_per_op=n_discovery, seed=seed, corrupt_from=corrupt_from, split="discovery")
+    overlap = {str(p) for p in disc.clean} & {str(p) for p in out.clean}
+    assert not overlap, f"evaluation prompts overlap discovery prompts: {sorted(overlap)[:3]}"
+    return out
+
+
+def sweep(
+    evaluator: FaithfulnessEvaluator,
+    order: Sequence[tuple[str, int, int | None]],
+    *,
+    base_mlps: Sequence[int] = (),
+    target: float | None = None,
+    max_steps: int | None = None,
+    stop_at_target: bool = False,
+) -> list[dict[str, Any]]:
+    """Faithfulness after adding components in ``order`` one at a time (step 0 = ``base_mlps`` only).
+
+    ``order`` holds ``(kind, layer, head)`` with kind ``"head"`` or ``"mlp"``. Each step's kept set contains the
+    previous one. Returns ``[{"n_heads", "n_mlps", "faithfulness", "added"}]``.
+    """
+    heads: list[tuple[int, int]] = []
+    mlps: list[int] = list(base_mlps)
+    steps = len(order) if max_steps is None else min(len(order), int(max_steps))
+    curve = []
+    for step in range(steps + 1):
+        added = None
+        if step > 0:
+            kind, layer, head = order[step - 1]
+            if kind == "head":
+                heads.append((layer, int(head)))  # type: ignore[arg-type]
+                added = f"L{layer}H{head}"
+            else:
+                mlps.append(layer)
+                added = f"MLP{layer}"
+        f = evaluator.score(keep_heads=heads, keep_mlps=mlps).faithfulness
+        curve.append({"n_heads": len(heads), "n_mlps": len(mlps), "faithfulness": f, "added": added})
+        if stop_at_target and target is not None and f >= target:
+            break
+    return curve
+
+
+def find_circuit(
+    model: Any,
+    task: Any,
+    *,
+    operator: str | None = None,
+    ablation: str = "mean",
+    target: float = 0.9,
+    rank: str = "exact",
+    rank_mlps: bool = False,
+    metric: str = "ie",
+    seeds: Sequence[int] = DEFAULT_SEEDS,
+    n_per_op: int = 50,
+    n_eval: int = 50,
+    eval_seed: int = 0,
+    corrupt_from: str = "all",
+    max_heads: int | None = None,
+    full_curve: bool = True,
+    sensitivity: Sequence[str] = ABLATIONS,
+    verify: bool = True,
+    mean: Mapping[str, Tensor] | None = None,
+    operand_max: int | None = None,
+    effects: ComponentEffects | None = None,
+    progress: bool = False,
+    model_name: str = "",
+) -> Circuit:
+    """The smallest head set (with every MLP) whose faithfulness reaches ``target`` on held-out prompts.
+
+    ``operator`` picks one operator's circuit (None pools every operator of the task). ``ablation`` is how
+    components outside the circuit are removed (``mean``, ``zero``, ``resample``); ``sensitivity`` lists the
+    ablations the chosen circuit is re-scored under. ``rank="attribution"`` ranks by attribution patching and, with
+    ``verify``, also runs exact patching and records their agreement in ``meta["agreement"]``. ``rank_mlps`` ranks
+    MLPs together with heads instead of keeping them all. ``metric`` is the patching metric of the ranking (default
+    the paper's indirect effect, Eq. 1). ``mean`` reuses a mean cache (`interp.ablation.mean_cache`); ``effects``
+    reuses component effects (then ``rank``, ``metric`` and ``seeds`` come from them).
+    """
+    t0 = time.time()
+    target = check_target(target)
+    check_ablation(ablation)
+    for a in sensitivity:
+        check_ablation(a)
+    if rank not in RANKS:
+        raise unknown("ranking method", rank, RANKS)
+    n_layers, n_heads = int(model.cfg.n_layers), int(model.cfg.n_heads)
+
+    # held-out evaluation prompts first: fails fast on an empty or impossible evaluation set
+    ev_pairs = evaluation_pairs(model, task, operator=operator, n_eval=n_eval, n_discovery=n_per_op,
+                                seed=eval_seed, corrupt_from=corrupt_from)
+    if effects is None:
+        effects = component_effects(model, task, operator=operator, seeds=seeds, n_per_op=n_per_op, method=rank,
+                                    metric=metric, corrupt_from=corrupt_from, progress=progress,
+                                    model_name=model_name)
+    elif effects.operator != operator:
+        raise CircuitError(f"the effects were measured for operator {effects.operator!r}, not {operator!r}")
+    rank = effects.method
+    order = [(k, l, h) for k, l, h, _ in effects.ranking(include_mlps=rank_mlps)]
+    if not rank_mlps:
+        order = [o for o in order if o[0] == "head"]
+    if max_heads is not None:
+        cut, n_h = [], 0
+        for o in order:
+            if o[0] == "head":
+                if n_h >= max_heads:
+                    continue
+                n_h += 1
+            cut.append(o)
+        order = cut
+
+    if mean is None and (ablation == "mean" or "mean" in sensitivity):
+        mean = mean_cache(model, task, operand_max=operand_max, seq_len=ev_pairs.seq_len)
+    evaluators = {}
+
+    def evaluator(abl: str) -> FaithfulnessEvaluator:
+        if abl not in evaluators:
+            evaluators[abl] = FaithfulnessEvaluator(
+                model, ev_pairs.clean_tokens, ev_pairs.clean_answers, ablation=abl, mean=mean,
+                resample_tokens=ev_pairs.corrupt_tokens,
+            )
+        return evaluators[abl]
+
+    base_mlps = [] if rank_mlps else list(range(n_layers))
+    curve = sweep(evaluator(ablation), order, base_mlps=base_mlps, target=target, stop_at_target=not full_curve)
+    chosen = next((i for i, row in enumerate(curve) if row["faithfulness"] >= target), None)
+    reached = chosen is not None
+    if chosen is None:
+        chosen = int(np.nanargmax([row["faithfulness"] for row in curve]))
+        log.warning("no swept circuit reaches faithfulness %.2f; keeping the most faithful one (%.3f)", target,
+                    curve[chosen]["faithfulness"])
+    kept = order[:chosen]
+    heads = tuple((l, int(h)) for k, l, h in kept if k == "head")  # type: ignore[arg-type]
+    mlps = tuple(sorted(set(base_mlps) | {l for k, l, _ in kept if k == "mlp"}))
+    result = evaluator(ablation).score(keep_heads=heads, keep_mlps=mlps)
+    sens = {a: evaluator(a).score(keep_heads=heads, keep_mlps=mlps).faithfulness for a in sensitivity}
+    sens[ablation] = result.faithfulness
+
+    meta: dict[str, Any] = {
+        "reached_target": reached,
+        "rank": rank,
+        "rank_mlps": rank_mlps,
+        "metric": effects.heads.metric,
+        "seeds": list(effects.seeds),
+        "n_discovery_per_op": n_per_op,
+        "n_eval": ev_pairs.n,
+        "eval_seed": eval_seed,
+        "faithfulness_stderr": result.stderr,
+        "faithfulness_ratio_of_means": result.ratio_of_means,
+        "n_undefined_prompts": result.n_undefined,
+        "ranking": [[k, l, h, s] for k, l, h, s in effects.ranking(include_mlps=True)],
+        "head_scores": effects.head_scores().tolist(),
+        "mlp_scores": effects.mlp_scores().tolist(),
+        "rank_positions": list(effects.rank_positions),
+    }
+    if rank == "attribution" and verify:
+        from interp.attribution import agreement
+
+        exact = component_effects(model, task, operator=operator, seeds=effects.seeds, n_per_op=n_per_op,
+                                  method="exact", metric=effects.heads.metric, corrupt_from=corrupt_from,
+                                  progress=progress, model_name=model_name)
+        k_h = max(1, min(len(heads) or 5, n_layers * n_heads))
+        meta["agreement"] = {
+            "heads": agreement(effects.heads, exact.heads, k=k_h).to_dict(),
+            "mlps": agreement(effects.mlps, exact.mlps, k=max(1, min(3, n_layers))).to_dict(),
+        }
+        exact_order = [(l, h) for l, h in exact.head_ranking()]
+        meta["exact_rank_of_circuit_heads"] = [exact_order.index(x) for x in heads]
+
+    return Circuit(
+        heads=heads,
+        mlps=mlps,
+        ablation=ablation,
+        faithfulness=result.faithfulness,
+        curve=tuple(curve),
+        sensitivity=sens,
+        model=model_name or str(getattr(model.cfg, "model_name", "")),
+        task=task.name,
+        operator=operator,
+        target=target,
+        n_layers=n_layers,
+        n_heads_total=n_heads,
+        seconds=time.time() - t0,
+        meta=meta,
+    )
+
+
+def find_circuits(
+    model: Any,
+    task: Any,
+    *,
+    operators: Sequence[str] | None = None,
+    operand_max: int | None = None,
+    **kwargs: Any,
+) -> dict[str, Circuit]:
+    """One circuit per operator (the paper's setting), sharing one mean cache; kwargs go to `find_circuit`."""
+    ops = list(task.operators if operators is None else operators)
+    mean = kwargs.pop("mean", None)
+    ablations = {kwargs.get("ablation", "mean"), *kwargs.get("sensitivity", ABLATIONS)}
+    if mean is None and "mean" in ablations:
+        with torch.inference_mode():
+            mean = mean_cache(model, task, operand_max=operand_max)
+    return {op: find_circuit(model, task, operator=op, mean=mean, **kwargs) for op in ops}
