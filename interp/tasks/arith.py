@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import random
 import re
+import weakref
 from collections import Counter
 from collections.abc import Sequence
 from dataclasses import dataclass, field, replace
@@ -127,6 +128,17 @@ class ArithTask:
     max_result: int | None = None
     _cache: dict = field(default_factory=dict, compare=False, repr=False, hash=False)
 
+    def _get(self, key: tuple, owner: Any) -> Any:
+        """A cached value computed for ``owner`` (a model or tokenizer), or None; ids are checked by weakref."""
+        hit = self._cache.get(key)
+        if hit is None or hit[0]() is not owner:
+            return None
+        return hit[1]
+
+    def _put(self, key: tuple, owner: Any, value: Any) -> Any:
+        self._cache[key] = (weakref.ref(owner), value)
+        return value
+
     def __post_init__(self) -> None:
         bad = [op for op in self.operators if op not in OPERATORS]
         if bad or not self.operators:
@@ -180,8 +192,9 @@ class ArithTask:
 
     def _mode_and_limit(self, tokenizer: Any) -> tuple[str, int | None]:
         key = ("mode", id(tokenizer))
-        if key in self._cache:
-            return self._cache[key]
+        hit = self._get(key, tokenizer)
+        if hit is not None:
+            return hit
         limit = single_token_limit(tokenizer)
         mode = self.number_mode
         if mode == "auto":
@@ -197,8 +210,7 @@ class ArithTask:
             max_result = limit if self.max_result is None else min(self.max_result, limit)
         else:
             max_result = self.max_result
-        self._cache[key] = (mode, max_result)
-        return mode, max_result
+        return self._put(key, tokenizer, (mode, max_result))
 
     def prompts(self, model: Any, op: str) -> list[ArithPrompt]:
         """Every legal prompt of ``op`` on the grid, tokenized (cached per model)."""
@@ -206,8 +218,9 @@ class ArithTask:
             raise TaskError(f"operator {op!r} is not in this task (operators: {' '.join(self.operators)})")
         tok = get_tokenizer(model)
         key = ("prompts", id(tok), op)
-        if key in self._cache:
-            return self._cache[key]
+        hit = self._get(key, tok)
+        if hit is not None:
+            return hit
         mode, max_result = self._mode_and_limit(tok)
         pairs = self.legal_pairs(op, max_result)
         texts, spans = [], []
@@ -234,8 +247,7 @@ class ArithTask:
                     "use number_mode='multi'"
                 )
             out.append(ArithPrompt(a, op, b, apply_op(a, op, b), text, tuple(pid), ans, roles))
-        self._cache[key] = out
-        return out
+        return self._put(key, tok, out)
 
     def _render(self, a: int, op: str, b: int) -> tuple[str, dict[str, tuple[int, int]]]:
         values = {"a": str(a), "op": op, "b": str(b)}
@@ -278,7 +290,7 @@ class ArithTask:
         ``max_scan`` prompts. Raises `TaskError` when the model answers none correctly, with its accuracy.
         """
         key = ("correct", id(model), op, seed)
-        cached = self._cache.get(key)
+        cached = self._get(key, model)
         if cached is not None and (limit is None or len(cached[0]) >= limit or cached[1]):
             return cached[0][:limit] if limit is not None else cached[0]
         grid = list(self.prompts(model, op))
@@ -293,7 +305,7 @@ class ArithTask:
             correct += [p for p, ok in zip(part, self._is_correct(model, part)) if ok]
             scanned += len(part)
         exhausted = scanned >= len(grid)
-        self._cache[key] = (correct, exhausted)
+        self._put(key, model, (correct, exhausted))
         if not correct:
             raise TaskError(
                 f"the model answers none of the {scanned} {op!r} prompts it was given correctly "
