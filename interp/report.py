@@ -145,7 +145,18 @@ def _circuit_section(model: Any, ctx: ReportContext) -> Section:
     return circuit_section(model, ctx)
 
 
-SECTIONS: list[Callable[[Any, ReportContext], Section]] = [accuracy_section, patching_section, _circuit_section]
+def _neuron_section(model: Any, ctx: ReportContext) -> Section:
+    from interp.neurons.report_section import neuron_section
+
+    return neuron_section(model, ctx)
+
+
+SECTIONS: list[Callable[[Any, ReportContext], Section]] = [
+    accuracy_section,
+    patching_section,
+    _circuit_section,
+    _neuron_section,
+]
 
 
 # ---------------------------------------------------------------------------------------------------- rendering

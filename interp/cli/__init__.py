@@ -19,6 +19,8 @@ COMMANDS: dict[str, str] = {
     "patch": "interp.cli.patch_cmd",
     "report": "interp.cli.report_cmd",
     "circuit": "interp.cli.circuit_cmd",
+    "neurons": "interp.cli.neurons_cmd",
+    "dynamics": "interp.cli.dynamics_cmd",
 }
 
 

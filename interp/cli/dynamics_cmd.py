@@ -42,7 +42,7 @@ def run(args: argparse.Namespace) -> int:
     print(f"wrote {args.out}: {len(res.steps)} checkpoints, {res.n_final_triples} final heuristic matches, "
           f"{res.seconds:.1f} s")
     for i, s in enumerate(res.steps):
-        acc = ", ".join(f"{op} {a:.2f}" for op, a in res.accuracy.items())
+        acc = ", ".join(f"{op} {a[i]:.2f}" for op, a in res.accuracy.items())
         print(f"  step {s:>6}: accuracy {acc}; classified {res.classified_fraction[i]:.2f}; "
               f"intersection {res.intersection[i]:.2f}")
     return 0

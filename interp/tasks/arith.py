@@ -291,7 +291,7 @@ class ArithTask:
         """
         key = ("correct", id(model), op, seed)
         cached = self._get(key, model)
-        if cached is not None and (limit is None or len(cached[0]) >= limit or cached[1]):
+        if cached is not None and (cached[1] or (limit is not None and len(cached[0]) >= limit)):
             return cached[0][:limit] if limit is not None else cached[0]
         grid = list(self.prompts(model, op))
         random.Random(seed).shuffle(grid)

@@ -101,3 +101,12 @@ def test_prompt_pairs_validation(toy_tokenizer):
     with pytest.raises(ShapeError, match="equal token length"):
         PromptPairs(torch.zeros(2, 5, dtype=torch.long), torch.zeros(2, 6, dtype=torch.long),
                     torch.zeros(2, dtype=torch.long), torch.zeros(2, dtype=torch.long), ("a",) * 5, "x")
+
+
+def test_correct_prompts_cache_never_returns_a_partial_list(toy_tokenizer):
+    model = CalculatorModel(toy_tokenizer)
+    t = ArithTask(operators=("+",), lo=0, hi=40)
+    few = t.correct_prompts(model, "+", limit=5)
+    every = t.correct_prompts(model, "+")
+    assert len(few) == 5 and len(every) == 41 * 41
+    assert every[:5] == few  # same seeded order

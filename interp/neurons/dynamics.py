@@ -1,0 +1,149 @@
+"""Heuristic neurons across training (Nikankin et al., ICLR 2025, §5, Fig. 10; methods.md §A.6), on toy checkpoints.
+
+Train with checkpoints (``interp train-toy --out DIR --checkpoint-every N`` writes loadable ``DIR/checkpoints/step_N``
+model directories), then re-run the whole pipeline at every checkpoint: importance per operator, top-k neurons per
+layer, Algorithm 1, prompt-guided vs random knockout. Reported per step:
+
+* **intersection ratio** (Fig. 10a): the final model's ``(operator, heuristic, layer, neuron)`` matches, restricted to
+  the final model's top ``intersection_top`` neurons per layer (the paper: top 50 of 200) and to heuristic names that
+  occur at every step, and the share of them also present at step s - rising toward 1 means the final mechanism is
+  assembled gradually;
+* **knockout** (Fig. 10c): accuracy after zeroing L associated heuristic neurons per layer vs L random top neurons;
+* accuracy and the classified fraction of the top neurons.
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+import os
+import re
+import time
+from collections.abc import Callable, Sequence
+from pathlib import Path
+from typing import Any
+
+from interp.errors import ModelLoadError, TaskError
+from interp.neurons._common import NeuronError, check_top
+from interp.neurons.heuristics import ClassifierConfig
+from interp.neurons.importance import importance_by_operator
+from interp.neurons.knockout import prompt_knockout
+from interp.neurons.pipeline import classify_neurons
+from interp.neurons.results import DynamicsResult
+
+__all__ = ["list_checkpoints", "training_dynamics"]
+
+log = logging.getLogger(__name__)
+_STEP = re.compile(r"^step_(\d+)$")
+
+
+def list_checkpoints(directory: str | os.PathLike[str]) -> list[tuple[int, Path]]:
+    """``[(step, path)]`` of the ``step_N`` model directories in ``directory`` or ``directory/checkpoints``."""
+    d = Path(directory)
+    if not d.is_dir():
+        raise ModelLoadError(f"checkpoint directory {d} does not exist")
+    for cand in (d, d / "checkpoints"):
+        found = sorted((int(m.group(1)), p) for p in cand.iterdir() if p.is_dir() and (m := _STEP.match(p.name))) \
+            if cand.is_dir() else []
+        if found:
+            return found
+    raise ModelLoadError(
+        f"no step_N checkpoint directories in {d} or {d / 'checkpoints'}; write them with "
+        "`interp train-toy --out DIR --checkpoint-every N`"
+    )
+
+
+def _load(path: Path) -> Any:
+    from interp.models import load_model
+
+    return load_model(str(path))
+
+
+def training_dynamics(
+    checkpoints: str | os.PathLike[str],
+    task: Any,
+    *,
+    top_k: int = 50,
+    intersection_top: int | None = None,
+    config: ClassifierConfig | None = None,
+    method: str = "atp",
+    n_per_op: int = 50,
+    knockout_per_layer: Sequence[int] = (5, 10, 25),
+    knockout_prompts: int = 50,
+    n_random: int = 1,
+    max_accuracy_prompts: int | None = 1000,
+    steps: Sequence[int] | None = None,
+    loader: Callable[[Path], Any] = _load,
+) -> DynamicsResult:
+    """The neuron pipeline at every checkpoint of ``checkpoints`` (the last one is the final model).
+
+    ``intersection_top`` defaults to ``top_k // 4`` (the paper's 50 of 200). Operators a checkpoint answers no
+    prompt of correctly get NaN for that step. ``steps`` selects a subset of checkpoint steps.
+    """
+    t0 = time.time()
+    config = config or ClassifierConfig()
+    found = list_checkpoints(checkpoints)
+    if steps is not None:
+        wanted = {int(s) for s in steps}
+        found = [(s, p) for s, p in found if s in wanted]
+        if not found:
+            raise NeuronError(f"none of steps {sorted(wanted)} is a checkpoint in {checkpoints}")
+    ks = sorted({int(x) for x in knockout_per_layer})
+    if any(x < 1 for x in ks):
+        raise NeuronError(f"knockout_per_layer counts must be >= 1; got {ks}")
+    inter_top = max(1, top_k // 4) if intersection_top is None else int(intersection_top)
+    acc: dict[str, list[float]] = {op: [] for op in task.operators}
+    frac: list[float] = []
+    heur: dict[str, list[float]] = {f"{op} L={x}": [] for op in task.operators for x in ks}
+    rand: dict[str, list[float]] = {key: [] for key in heur}
+    matches: list[set[tuple[str, str, int, int]]] = []
+    final_top: dict[str, dict[int, list[int]]] = {}
+    for i, (step, path) in enumerate(found):
+        model = loader(path)
+        k = check_top(int(model.cfg.d_mlp), k=top_k, frac=None)
+        report = task.accuracy(model, max_prompts=max_accuracy_prompts)
+        for op in task.operators:
+            acc[op].append(report.accuracy[op])
+        ops = []
+        for op in task.operators:
+            try:
+                task.correct_prompts(model, op, limit=n_per_op + 1)
+                ops.append(op)
+            except TaskError:
+                log.info("step %d: no correct %r prompts; skipped", step, op)
+        step_matches: set[tuple[str, str, int, int]] = set()
+        for key in heur:
+            heur[key].append(math.nan)
+            rand[key].append(math.nan)
+        if not ops:
+            frac.append(math.nan)
+            matches.append(step_matches)
+            continue
+        importance = importance_by_operator(model, task.with_operators(ops), n_per_op=n_per_op, method=method)
+        top = {op: imp.top(k=k) for op, imp in importance.items()}
+        cls = classify_neurons(model, task, top, config=config, importance=importance)
+        frac.append(cls.classified_fraction)
+        for op, oc in cls.ops.items():
+            for n in oc.neurons:
+                for h in n.heuristics:
+                    step_matches.add((op, h.name, n.layer, n.index))
+            pk = prompt_knockout(model, task, cls, op=op, per_layer=ks, n_prompts=knockout_prompts, n_random=n_random)
+            for x, ha, ra in zip(pk.per_layer, pk.heuristic_accuracy, pk.random_accuracy):
+                heur[f"{op} L={x}"][-1] = ha
+                rand[f"{op} L={x}"][-1] = ra
+        matches.append(step_matches)
+        if i == len(found) - 1:
+            final_top = {op: imp.top(k=min(inter_top, k)) for op, imp in importance.items()}
+        log.info("step %d: classified %.2f in %.1f s", step, frac[-1], time.time() - t0)
+    # heuristic names present at every step that classified anything (early checkpoints may classify nothing)
+    named = [{name for _, name, _, _ in m} for m in matches if m]
+    names_everywhere = set.intersection(*named) if named else set()
+    final = {t for t in matches[-1] if t[1] in names_everywhere and t[3] in final_top.get(t[0], {}).get(t[2], [])}
+    inter = [len(final & m) / len(final) if final else math.nan for m in matches]
+    return DynamicsResult(
+        steps=[s for s, _ in found], accuracy=acc, classified_fraction=frac, intersection=inter,
+        knockout_per_layer=ks, heuristic_accuracy=heur, random_accuracy=rand, n_final_triples=len(final),
+        seconds=time.time() - t0,
+        meta={"top_k": top_k, "intersection_top": inter_top, "method": method, "task": task.name,
+              "checkpoints": [str(p) for _, p in found], "classifier": config.to_dict()},
+    )
