@@ -40,7 +40,34 @@ class ReportContext:
     seed: int = 0
     progress: bool = True
     quick: bool = False
+    task_overrides: dict[str, Any] = field(default_factory=dict)
     results: dict[str, Any] = field(default_factory=dict)
+
+    def task(self) -> Any:
+        """The arithmetic task every section uses (spec plus overrides such as a few-shot prefix)."""
+        from interp.tasks import parse_task
+
+        return parse_task(self.task_spec, **self.task_overrides)
+
+
+# A model whose numbers are not single tokens gets a task it can do: small operands and a few-shot prefix.
+FEW_SHOT_SPEC = "arith:+-*:0-9"
+FEW_SHOT_PREFIX = "3+4=7\n8-5=3\n2*3=6\n6+1=7\n9-4=5\n4*2=8\n"
+
+
+def single_token_numbers(model: Any) -> bool:
+    """Whether every number 0-99 is one token for ``model`` (the setting of the heuristics method)."""
+    from interp.tasks import single_token_limit
+
+    tok = getattr(model, "tokenizer", None)
+    return tok is not None and single_token_limit(tok, search_max=200) >= 99
+
+
+def default_task(model: Any) -> tuple[str, dict[str, Any]]:
+    """``("arith", {})`` for single-token-number models (toy-arith), else a few-shot single-digit task."""
+    if single_token_numbers(model):
+        return "arith", {}
+    return FEW_SHOT_SPEC, {"prefix": FEW_SHOT_PREFIX}
 
 
 def _esc(s: Any) -> str:
@@ -57,9 +84,7 @@ def _table(rows: list[list[Any]], header: list[str]) -> str:
 
 
 def accuracy_section(model: Any, ctx: ReportContext) -> Section:
-    from interp.tasks import parse_task
-
-    task = parse_task(ctx.task_spec)
+    task = ctx.task()
     max_prompts = 300 if ctx.quick or int(model.cfg.n_layers) > 8 else None
     acc = task.accuracy(model, max_prompts=max_prompts)
     ctx.results["accuracy"] = acc
@@ -67,7 +92,9 @@ def accuracy_section(model: Any, ctx: ReportContext) -> Section:
     scope = "every legal prompt of the grid" if max_prompts is None else f"a seeded sample of {max_prompts} prompts"
     p = [
         f"Greedy accuracy of <b>{_esc(ctx.model_name)}</b> on <code>{_esc(task.name)}</code>, template "
-        f"<code>{_esc(task.template)}</code>, over {scope} per operator. Patching below uses correct prompts only.",
+        f"<code>{_esc(task.template)}</code>"
+        + (f" after the few-shot prefix <code>{_esc(task.prefix)}</code>" if task.prefix else "")
+        + f", over {scope} per operator. Patching below uses correct prompts only.",
         _table(rows, ["operator", "prompts", "correct", "accuracy"]),
     ]
     return Section("Accuracy", p, data={"accuracy": acc.to_dict()})
@@ -76,9 +103,8 @@ def accuracy_section(model: Any, ctx: ReportContext) -> Section:
 def patching_section(model: Any, ctx: ReportContext) -> Section:
     """Heads and MLPs at every position, per operator, by exact patching (metric: indirect effect, Eq. 1)."""
     from interp.patching import patch
-    from interp.tasks import parse_task
 
-    task = parse_task(ctx.task_spec)
+    task = ctx.task()
     pairs = task.pairs(model, n_per_op=ctx.n_per_op, seed=ctx.seed, corrupt_from="all")
     sec = Section("Which components carry the answer: activation patching")
     sec.paragraphs.append(
@@ -90,12 +116,20 @@ def patching_section(model: Any, ctx: ReportContext) -> Section:
         "by probabilities that a confident model puts near zero, effects span many decades; the maps show "
         "sign·log(1+IE) as the paper's Fig. 2a does, the tables the raw means."
     )
+    # positions of the problem itself (never a few-shot prefix); on large models heads at the last position only,
+    # as in the paper's Fig. 2a
+    problem = [i for i, lab in enumerate(pairs.position_labels) if lab != "BOS" and not lab.startswith("prefix")]
+    large = int(model.cfg.n_layers) * int(model.cfg.n_heads) > 64
+    head_positions = "last" if large else problem
+    if large:
+        sec.paragraphs.append("This is a large model: heads are patched at the last position only, MLPs at every "
+                              "position of the problem.")
     per_op: dict[str, dict[str, Any]] = {}
     summary_rows = []
     for op, sub in pairs.by_group().items():
-        heads = patch(model, sub, site="heads", positions="all", metric="ie", progress=ctx.progress,
+        heads = patch(model, sub, site="heads", positions=head_positions, metric="ie", progress=ctx.progress,
                       model_name=ctx.model_name)
-        mlps = patch(model, sub, site="mlps", positions="all", metric="ie", progress=ctx.progress,
+        mlps = patch(model, sub, site="mlps", positions=problem, metric="ie", progress=ctx.progress,
                      model_name=ctx.model_name)
         per_op[op] = {"heads": heads, "mlps": mlps}
         sec.figures.append(mlps.plot(title=f"MLPs (hook_post), operator {op}: log1p(IE) by layer and position",
@@ -151,11 +185,31 @@ def _neuron_section(model: Any, ctx: ReportContext) -> Section:
     return neuron_section(model, ctx)
 
 
+def _concepts_section(model: Any, ctx: ReportContext) -> Section:
+    from interp.pretrained_report import concepts_section
+
+    return concepts_section(model, ctx)
+
+
+def _ioi_section(model: Any, ctx: ReportContext) -> Section:
+    from interp.pretrained_report import ioi_section
+
+    return ioi_section(model, ctx)
+
+
+# sections for models whose numbers are single tokens (toy-arith, Llama-3-like tokenizers)
 SECTIONS: list[Callable[[Any, ReportContext], Section]] = [
     accuracy_section,
     patching_section,
     _circuit_section,
     _neuron_section,
+]
+# sections for pretrained models with multi-token numbers (SmolLM2): the heuristics method does not apply there
+PRETRAINED_SECTIONS: list[Callable[[Any, ReportContext], Section]] = [
+    accuracy_section,
+    patching_section,
+    _concepts_section,
+    _ioi_section,
 ]
 
 
@@ -190,18 +244,29 @@ def build_report(
     out: str | os.PathLike[str],
     *,
     model_name: str,
-    task_spec: str = "arith",
+    task_spec: str | None = None,
+    task_overrides: dict[str, Any] | None = None,
     n_per_op: int = 50,
     seed: int = 0,
     progress: bool = True,
     quick: bool = False,
     sections: list[Callable[[Any, ReportContext], Section]] | None = None,
 ) -> Path:
-    """Run every section and write the HTML report atomically to ``out``."""
+    """Run every section and write the HTML report atomically to ``out``.
+
+    ``task_spec=None`` picks `default_task` for the model (all four operators on 0-99 for single-token-number
+    models; a few-shot single-digit task otherwise). ``sections=None`` picks `SECTIONS` (patching, circuits, neuron
+    heuristics) for single-token-number models and `PRETRAINED_SECTIONS` (patching, concept neurons, IOI) otherwise.
+    """
     t0 = time.time()
+    if task_spec is None:
+        task_spec, auto_overrides = default_task(model)
+        task_overrides = {**auto_overrides, **(task_overrides or {})}
     ctx = ReportContext(model_name=model_name, task_spec=task_spec, n_per_op=n_per_op, seed=seed,
-                        progress=progress, quick=quick)
-    done = [fn(model, ctx) for fn in (sections or SECTIONS)]
+                        progress=progress, quick=quick, task_overrides=dict(task_overrides or {}))
+    if sections is None:
+        sections = SECTIONS if single_token_numbers(model) else PRETRAINED_SECTIONS
+    done = [fn(model, ctx) for fn in sections]
     meta = (f"model <code>{_esc(model_name)}</code> · task <code>{_esc(task_spec)}</code> · seed {seed} · "
             f"generated by interp in {time.time() - t0:.0f} s")
     return write_text_atomic(out, render_html(f"interp report: {model_name}", done, meta))

@@ -30,9 +30,8 @@ def circuit_section(model: Any, ctx: Any) -> Any:
     from interp.circuits.plots import plot_curves
     from interp.circuits.search import find_circuit
     from interp.report import Section
-    from interp.tasks import parse_task
 
-    task = parse_task(ctx.task_spec)
+    task = ctx.task()
     seeds = DEFAULT_SEEDS[:1] if ctx.quick else DEFAULT_SEEDS
     n = min(ctx.n_per_op, 20) if ctx.quick else ctx.n_per_op
     sec = Section("Circuits: the few heads (plus all MLPs) that reproduce the answer")

@@ -11,7 +11,9 @@ from interp.cli.common import add_model_arg, load, progress_enabled
 def register(sub: Any, name: str) -> None:
     p = sub.add_parser(name, help="write a self-contained HTML report (accuracy, patching maps, summary)")
     add_model_arg(p, default="toy-arith")
-    p.add_argument("--task", "-t", default="arith", help="task spec (default arith: all four operators)")
+    p.add_argument("--task", "-t", default=None,
+                   help="task spec (default: arith for single-token-number models, else a few-shot 0-9 task)")
+    p.add_argument("--prefix", default=None, help="few-shot prefix before every prompt (\\n for newlines)")
     p.add_argument("--n-per-op", type=int, default=50, help="clean prompts per operator (default 50)")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--quick", action="store_true", help="smaller samples, for a fast look")
@@ -23,7 +25,9 @@ def run(args: argparse.Namespace) -> int:
     from interp.report import build_report
 
     model = load(args)
-    path = build_report(model, args.out, model_name=args.model, task_spec=args.task, n_per_op=args.n_per_op,
+    overrides = {} if args.prefix is None else {"prefix": args.prefix.replace("\\n", "\n")}
+    path = build_report(model, args.out, model_name=args.model, task_spec=args.task, task_overrides=overrides,
+                        n_per_op=args.n_per_op,
                         seed=args.seed, progress=progress_enabled(), quick=args.quick)
     print(f"wrote {path}")
     return 0

@@ -25,10 +25,9 @@ def neuron_section(model: Any, ctx: Any) -> Any:
     from interp.neurons.pipeline import analyze_neurons
     from interp.neurons.results import PromptKnockout
     from interp.report import Section
-    from interp.tasks import parse_task
 
     sec = Section("Neurons as heuristics")
-    task = parse_task(ctx.task_spec)
+    task = ctx.task()
     quick = bool(getattr(ctx, "quick", False))
     try:
         res = analyze_neurons(
