@@ -20,7 +20,10 @@ def register(sub: Any, name: str) -> None:
     p.add_argument("--metric", default="ie", choices=METRICS, help="effect metric (default ie, Eq. 1 of the paper)")
     p.add_argument("--direction", default="noising", choices=("noising", "denoising"),
                    help="noising: run clean, patch in corrupt (paper, default); denoising: the reverse")
-    p.add_argument("--max-rows", type=int, default=4096, help="rows per forward pass (memory budget)")
+    p.add_argument("--max-rows", type=int, default=4096, help="rows per forward pass")
+    p.add_argument("--max-memory", default="1GB", help="memory budget of one engine pass, e.g. 512MB, 2GB")
+    p.add_argument("--engine", default="auto", choices=("auto", "cone", "full"),
+                   help="cone: recompute only what a patch can change (default when supported); full: full passes")
     p.add_argument("--out", "-o", required=True, help="output JSON path")
     p.add_argument("--plot", default=None, help="also write the heatmap as a self-contained HTML file")
     p.set_defaults(func=run)
@@ -34,7 +37,8 @@ def run(args: argparse.Namespace) -> int:
     task = task_from_args(args)
     pairs = task.pairs(model, n_per_op=args.n_per_op, seed=args.seed, corrupt_from=args.corrupt_from)
     res = patch(model, pairs, site=args.site, positions=args.positions, metric=args.metric,
-                direction=args.direction, max_rows=args.max_rows, progress=progress_enabled(),
+                direction=args.direction, max_rows=args.max_rows, max_memory=args.max_memory, engine=args.engine,
+                progress=progress_enabled(),
                 model_name=args.model)
     res.save(args.out)
     if args.plot:

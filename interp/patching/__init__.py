@@ -1,6 +1,7 @@
-"""Exact activation patching (the reference method) and its result type."""
+"""Exact activation patching (the reference method), its cone-aware engine and its result type."""
 
-from interp.patching.exact import DIRECTIONS, patch, resolve_positions
+from interp.patching.engine import top_neurons_per_layer
+from interp.patching.exact import DIRECTIONS, ENGINES, patch, resolve_positions
 from interp.patching.result import PatchResult
 
-__all__ = ["DIRECTIONS", "PatchResult", "patch", "resolve_positions"]
+__all__ = ["DIRECTIONS", "ENGINES", "PatchResult", "patch", "resolve_positions", "top_neurons_per_layer"]

@@ -1,10 +1,16 @@
 """Exact activation patching: replace one activation slice of the base run by the source run's and measure.
 
 This is the reference every estimator in `interp` is checked against, and it is itself checked against
-`transformer_lens.patching` (tests/unit/test_patching_oracle.py). Each patched index is one *patch variant*;
-variants are stacked along the batch axis (``k`` variants of a ``B``-prompt batch make one ``k*B``-row forward),
-chunked to ``max_rows`` rows, so one forward pass evaluates many patches. Results are identical to one pass per
-index because each row only ever sees its own patch.
+`transformer_lens.patching` (tests/unit/test_patching_oracle.py, tests/unit/test_engine.py). Each patched index is
+one *patch variant*. Two engines compute the same numbers:
+
+* ``"cone"`` (`interp.patching.engine`, used by default where the architecture allows): a patch at layer ``l``,
+  position ``p`` is evaluated by recomputing only layers ``>= l`` at positions ``>= p`` from the base run's cached
+  residual stream and key/value cache; variants are stacked along the batch axis, chunked to the memory budget;
+* ``"full"`` (the fallback): variants are stacked along the batch axis (``k`` variants of a ``B``-prompt batch make
+  one ``k*B``-row forward) and each chunk runs one full hooked forward pass of the bridge.
+
+Results are identical to one pass per index because each row only ever sees its own patch.
 
 Paper convention (Nikankin et al., methods.md §A.1): run the *clean* prompt and patch in the *corrupt* activation
 (``direction="noising"``). ``direction="denoising"`` runs the corrupt prompt and patches in clean activations
@@ -13,8 +19,9 @@ Paper convention (Nikankin et al., methods.md §A.1): run the *clean* prompt and
 
 from __future__ import annotations
 
+import logging
 import time
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -24,13 +31,17 @@ from torch import Tensor
 
 from interp.errors import ShapeError, unknown
 from interp.metrics import MetricContext, make_metric, metric_unpatched_values
+from interp.patching.engine import ConeEngine, EngineStats, Unsupported, format_bytes, parse_bytes, plan_passes
 from interp.patching.result import PatchResult
 from interp.sites import CLI_SITES, SWEEP_AXES, check_site_exists, hook_name, site_kind
 from interp.tasks.base import PromptPairs
 
-__all__ = ["patch", "resolve_positions", "PatchSpec", "DIRECTIONS"]
+__all__ = ["patch", "resolve_positions", "PatchSpec", "DIRECTIONS", "ENGINES"]
+
+log = logging.getLogger(__name__)
 
 DIRECTIONS = ("noising", "denoising")
+ENGINES = ("auto", "cone", "full")
 
 
 def resolve_positions(positions: str | int | Sequence[int], seq_len: int) -> list[int]:
@@ -86,6 +97,23 @@ def _units(model: Any, kind: str, neurons: Sequence[int] | None) -> list[int] | 
     return None
 
 
+def _per_layer_neurons(model: Any, neurons: Mapping[int, Sequence[int]], layers: list[int] | None,
+                       ) -> tuple[list[int], dict[int, list[int]]]:
+    """Validate ``{layer: [neurons]}`` (e.g. the top k of each layer); every list must have the same length."""
+    per = {int(k): [int(n) for n in v] for k, v in neurons.items()}
+    layer_list = sorted(per) if layers is None else layers
+    missing = [lyr for lyr in layer_list if lyr not in per]
+    if missing:
+        raise ShapeError(f"neurons= has no list for layers {missing}; it has layers {sorted(per)}")
+    lengths = {len(per[lyr]) for lyr in layer_list}
+    if len(lengths) != 1 or 0 in lengths:
+        raise ShapeError(f"per-layer neuron lists must be non-empty and of equal length; got lengths "
+                         f"{ {lyr: len(per[lyr]) for lyr in layer_list} }")
+    for lyr in layer_list:
+        _units(model, "neuron", per[lyr])  # range check
+    return layer_list, {lyr: per[lyr] for lyr in layer_list}
+
+
 def _make_hook(specs: list[tuple[int, PatchSpec]], source_act: Tensor, batch: int):
     """A hook writing ``source_act`` into row block ``j`` at each ``(j, spec)``; no host synchronisation."""
     rows = torch.tensor([j for j, _ in specs])
@@ -105,6 +133,165 @@ def _make_hook(specs: list[tuple[int, PatchSpec]], source_act: Tensor, batch: in
     return hook
 
 
+def _full_row_bytes(model: Any, seq_len: int) -> int:
+    """Working memory of one row of a full patched forward (activations, all-position logits, metric)."""
+    c = model.cfg
+    d, h, dh = int(c.d_model), int(c.n_heads), int(c.d_head)
+    kv = int(getattr(c, "n_key_value_heads", None) or h)
+    m = int(getattr(c, "d_mlp", 0) or 0)
+    v = int(c.d_vocab_out) if int(getattr(c, "d_vocab_out", -1) or -1) > 0 else int(c.d_vocab)
+    act = seq_len * (6 * d + 2 * (h + 2 * kv) * dh + 3 * m + 3 * h * seq_len + v) + 6 * v
+    return int(act * 4 * 1.25)
+
+
+@dataclass
+class _Sweep:
+    """Everything both engines share: inputs, variants, the metric and the running sums."""
+
+    model: Any
+    kind: str
+    variants: list[PatchSpec]
+    base: Tensor
+    source: Tensor
+    metric: str
+    ctx: MetricContext
+    batch: int
+    max_rows: int | None
+    budget: int
+    progress: bool
+    site: str
+
+    def __post_init__(self) -> None:
+        self.sums = torch.zeros(len(self.variants), dtype=torch.float64)
+        self.sq = torch.zeros(len(self.variants), dtype=torch.float64)
+
+    def record(self, ids: Sequence[int], logits: Tensor, ctx: MetricContext | None = None) -> None:
+        """Metric of the patched last-position logits [k*B ...] of variants ``ids`` (row-block order)."""
+        ctx = ctx or self.ctx
+        k = len(ids)
+        fn = make_metric(self.metric, ctx.repeat(k)) if k > 1 else make_metric(self.metric, ctx)
+        vals = fn(logits.float()).reshape(k, self.batch).double()
+        self._store(ids, vals)
+
+    def record_unpatched(self, ids: Sequence[int]) -> None:
+        """Variants whose patch changes nothing: every prompt keeps its unpatched metric value."""
+        vals = make_metric(self.metric, self.ctx)(self.ctx.base_logits).double()
+        self._store(ids, vals.expand(len(ids), -1))
+
+    def _store(self, ids: Sequence[int], vals: Tensor) -> None:
+        idx = torch.as_tensor(list(ids), device=vals.device)
+        if self.sums.device != vals.device:
+            self.sums, self.sq = self.sums.to(vals.device), self.sq.to(vals.device)
+        self.sums[idx] = vals.sum(1)
+        self.sq[idx] = (vals**2).sum(1)
+
+
+# metrics that read only the answer logits r and r2 of each prompt (checked on real logits before use)
+ANSWER_ONLY_METRICS = ("logit_diff", "logit_diff_change", "logit_diff_norm")
+
+
+def _answer_columns(sw: _Sweep) -> tuple[Tensor, MetricContext] | None:
+    """``[B 2]`` answer token columns and the metric context on them, when the metric reads nothing else."""
+    if sw.metric not in ANSWER_ONLY_METRICS:
+        return None
+    ctx = sw.ctx
+    cols = torch.stack([ctx.r, ctx.r2], dim=1).to(ctx.base_logits.device)
+    small = MetricContext(ctx.base_logits.gather(1, cols), ctx.source_logits.gather(1, cols),
+                          torch.zeros_like(ctx.r), torch.ones_like(ctx.r2))
+    full_fn, small_fn = make_metric(sw.metric, ctx), make_metric(sw.metric, small)
+    gen = torch.Generator(device=ctx.base_logits.device).manual_seed(0)  # leaves the global RNG alone
+    noise = torch.randn(ctx.base_logits.shape, generator=gen, device=ctx.base_logits.device)
+    probe = ctx.base_logits + noise.to(ctx.base_logits.dtype)
+    for x in (ctx.source_logits, probe):
+        if not torch.equal(full_fn(x), small_fn(x.gather(1, cols))):
+            return None
+    return cols, small
+
+
+def _too_small(budget: int, fixed: int, one: int, batch: int) -> ShapeError:
+    return ShapeError(
+        f"max_memory={format_bytes(budget)} is too small for one patch: the sweep's caches take "
+        f"{format_bytes(fixed)} and one patch variant of {batch} prompts needs {format_bytes(one)} more; "
+        f"raise max_memory to at least {format_bytes(fixed + one)} (or use fewer prompts)"
+    )
+
+
+def _run_full(sw: _Sweep, src_cache: Any) -> int:
+    """One full forward per chunk of stacked variants; returns the number of passes."""
+    from tqdm.auto import tqdm
+
+    seq_len = sw.base.shape[1]
+    fixed = sum(int(t.numel()) * t.element_size() for t in src_cache.values())
+    row = _full_row_bytes(sw.model, seq_len)
+    if fixed + sw.batch * row > sw.budget:
+        raise _too_small(sw.budget, fixed, sw.batch * row, sw.batch)
+    per_variant = (sw.budget - fixed) // (sw.batch * row)
+    if sw.max_rows is not None:
+        per_variant = min(per_variant, max(1, sw.max_rows // sw.batch))
+    n_pass = 0
+    bar = tqdm(total=len(sw.variants), desc=f"patch {sw.site}", disable=not sw.progress, leave=False)
+    for start in range(0, len(sw.variants), per_variant):
+        chunk = sw.variants[start : start + per_variant]
+        k = len(chunk)
+        by_hook: dict[str, list[tuple[int, PatchSpec]]] = {}
+        for j, spec in enumerate(chunk):
+            by_hook.setdefault(hook_name(sw.kind, spec.layer), []).append((j, spec))
+        fwd_hooks = [(name, _make_hook(specs, src_cache[name], sw.batch)) for name, specs in by_hook.items()]
+        logits = sw.model.run_with_hooks(sw.base.repeat(k, 1), fwd_hooks=fwd_hooks)[:, -1, :]
+        sw.record(list(range(start, start + k)), logits)
+        n_pass += 1
+        bar.update(k)
+    bar.close()
+    return n_pass
+
+
+def _run_cone(sw: _Sweep, cone: ConeEngine, stats: EngineStats) -> int:
+    """The cone-aware sweep (see `interp.patching.engine`) after `ConeEngine.setup`; returns the number of passes."""
+    from tqdm.auto import tqdm
+
+    seq_len = sw.base.shape[1]
+    answer = _answer_columns(sw)
+    cols, small_ctx = answer if answer is not None else (None, None)
+    n_cols = None if cols is None else int(cols.shape[1])
+
+    # patches whose source value equals the base value for every prompt change nothing: no recomputation
+    by_layer: dict[int, list[int]] = {}
+    for i, v in enumerate(sw.variants):
+        by_layer.setdefault(v.layer, []).append(i)
+    live: list[int] = []
+    dead: list[int] = []
+    for lyr, ids in by_layer.items():
+        ps = list(dict.fromkeys(sw.variants[i].pos for i in ids))
+        us = list(dict.fromkeys(sw.variants[i].unit for i in ids))
+        mask = cone.noop(sw.kind, lyr, ps, us).tolist()  # one host sync per layer, not per patch
+        for i in ids:
+            v = sw.variants[i]
+            (dead if mask[ps.index(v.pos)][us.index(v.unit)] else live).append(i)
+    if dead:
+        sw.record_unpatched(dead)
+        stats.skipped = len(dead)
+
+    fixed = cone.cache_bytes(sw.kind, sorted(by_layer), sw.batch, seq_len)
+    live.sort(key=lambda i: (sw.variants[i].pos, cone.start_layer(sw.kind, sw.variants[i].layer)))
+    passes = plan_passes([(i, sw.variants[i].pos) for i in live], batch=sw.batch, max_rows=sw.max_rows,
+                         avail_bytes=sw.budget - fixed,
+                         row_bytes=lambda p: cone.row_bytes(seq_len - p, seq_len, n_cols))
+    peak = 0
+    bar = tqdm(total=len(sw.variants), desc=f"patch {sw.site} (cone)", disable=not sw.progress, leave=False)
+    bar.update(len(dead))
+    for plan in passes:
+        for p, vids in plan.items():
+            specs = [(i, sw.variants[i].layer, sw.variants[i].unit) for i in vids]
+            logits, ids = cone.run_group(sw.kind, p, specs, stats, cols)
+            sw.record(ids, logits, small_ctx)
+            peak = max(peak, len(vids) * sw.batch * cone.row_bytes(seq_len - p, seq_len, n_cols))
+            bar.update(len(vids))
+        stats.passes += 1
+    bar.close()
+    stats.peak_bytes_estimate = fixed + peak
+    return stats.passes
+
+
 def patch(
     model: Any,
     pairs: PromptPairs,
@@ -114,21 +301,30 @@ def patch(
     metric: str = "ie",
     direction: str = "noising",
     layers: Sequence[int] | None = None,
-    neurons: Sequence[int] | None = None,
-    max_rows: int = 4096,
+    neurons: Sequence[int] | Mapping[int, Sequence[int]] | None = None,
+    max_rows: int | None = 4096,
     progress: bool = True,
     model_name: str = "",
+    max_memory: int | str = "1GB",
+    engine: str = "auto",
 ) -> PatchResult:
     """Exact activation patching of every index of ``site`` (heads, mlps, resid, attn_out, mlp_out, neurons).
 
     Returns a `PatchResult` whose effects are the mean over prompts of the per-prompt ``metric`` (see
-    `interp.metrics`), with axes ``SWEEP_AXES[kind]`` (e.g. ``layer, pos, head``). ``max_rows`` bounds the rows of
-    one forward pass (a memory budget): ``k`` patch variants of ``B`` prompts use ``k*B`` rows.
-    """
-    from tqdm.auto import tqdm
+    `interp.metrics`), with axes ``SWEEP_AXES[kind]`` (e.g. ``layer, pos, head``).
 
+    ``engine="auto"`` (default) recomputes only the cone a patch can change (`interp.patching.engine`) and falls
+    back to full forward passes for architectures the cone engine does not handle; ``"cone"`` requires the cone
+    engine (raises `Unsupported` otherwise), ``"full"`` always runs full passes. Both give the same numbers.
+    ``max_memory`` (bytes or e.g. ``"2GB"``) bounds the sweep's caches plus one pass's working memory;
+    ``max_rows`` bounds the rows (variants x prompts) of one pass. ``neurons`` is a list of neuron indices for
+    every layer, or ``{layer: [neurons]}`` with lists of equal length (e.g. `top_neurons_per_layer` of a
+    previous sweep), which gives axes ``layer, pos, rank`` and the neuron ids in ``meta["neurons"]``.
+    """
     t0 = time.time()
     kind = site_kind(site)
+    if engine not in ENGINES:
+        raise unknown("engine", engine, ENGINES)
     if direction not in DIRECTIONS:
         raise unknown("direction", direction, DIRECTIONS)
     if direction == "denoising":
@@ -136,59 +332,99 @@ def patch(
     pairs.check_vocab(model)
     check_site_exists(model, kind)
     n_layers = int(model.cfg.n_layers)
-    layer_list = list(range(n_layers)) if layers is None else sorted(set(int(x) for x in layers))
+    layer_list = None if layers is None else sorted(set(int(x) for x in layers))
+    per_layer: dict[int, list[int]] | None = None
+    if kind == "neuron" and isinstance(neurons, Mapping):
+        layer_list, per_layer = _per_layer_neurons(model, neurons, layer_list)
+    elif isinstance(neurons, Mapping):
+        raise ShapeError(f"neurons={{layer: [...]}} only applies to site='neurons', not {site!r}")
+    if layer_list is None:
+        layer_list = list(range(n_layers))
     for lyr in layer_list:
         if not 0 <= lyr < n_layers:
             raise ShapeError(f"layer {lyr} is out of range; the model has layers 0..{n_layers - 1}")
     pos_list = resolve_positions(positions, pairs.seq_len)
-    units = _units(model, kind, neurons)
-    variants = _variants(kind, layer_list, pos_list, units)
+    if per_layer is not None:
+        units = list(range(len(next(iter(per_layer.values())))))
+        variants = [PatchSpec(lyr, p, per_layer[lyr][r]) for lyr in layer_list for p in pos_list for r in units]
+    else:
+        units = _units(model, kind, neurons)  # type: ignore[arg-type]
+        variants = _variants(kind, layer_list, pos_list, units)
     batch = pairs.n
-    if batch > max_rows:
+    if max_rows is not None and batch > max_rows:
         raise ShapeError(f"max_rows={max_rows} is smaller than one patch of {batch} prompts; raise it to >= {batch}")
-    hooks_needed = sorted({hook_name(kind, lyr) for lyr in layer_list})
+    budget = parse_bytes(max_memory)
 
+    cone: ConeEngine | None = None
+    note = ""
+    if engine != "full":
+        try:
+            cone = ConeEngine.for_model(model)
+        except Unsupported as e:
+            if engine == "cone":
+                raise
+            note = f"full passes: {e}"
+            log.info("cone engine not used: %s", e)
+
+    site_hooks = sorted({hook_name(kind, lyr) for lyr in layer_list})
     base, source = pairs.clean_tokens, pairs.corrupt_tokens
+    stats = EngineStats()
     with torch.inference_mode():
-        base_logits = model(base)[:, -1, :].float()
-        source_logits, cache = model.run_with_cache(source, names_filter=lambda n: n in hooks_needed)
-        source_logits = source_logits[:, -1, :].float()
-        ctx = MetricContext(base_logits, source_logits, pairs.clean_answers, pairs.corrupt_answers)
-        n_fwd = 2
-        per_variant = max(1, max_rows // batch)
-        sums = np.zeros(len(variants))
-        sq = np.zeros(len(variants))
-        bar = tqdm(total=len(variants), desc=f"patch {site}", disable=not progress, leave=False)
-        for start in range(0, len(variants), per_variant):
-            chunk = variants[start : start + per_variant]
-            k = len(chunk)
-            fn = make_metric(metric, ctx.repeat(k)) if k > 1 else make_metric(metric, ctx)
-            by_hook: dict[str, list[tuple[int, PatchSpec]]] = {}
-            for j, spec in enumerate(chunk):
-                by_hook.setdefault(hook_name(kind, spec.layer), []).append((j, spec))
-            fwd_hooks = [(name, _make_hook(specs, cache[name], batch)) for name, specs in by_hook.items()]
-            logits = model.run_with_hooks(base.repeat(k, 1), fwd_hooks=fwd_hooks)[:, -1, :].float()
-            vals = fn(logits).reshape(k, batch).double()
-            sums[start : start + k] = vals.sum(1).numpy()
-            sq[start : start + k] = (vals**2).sum(1).numpy()
-            n_fwd += 1
-            bar.update(k)
-        bar.close()
+        if cone is not None:
+            try:
+                cone.verify(base)
+                fixed = cone.cache_bytes(kind, layer_list, batch, pairs.seq_len)
+                one = batch * cone.row_bytes(pairs.seq_len - min(pos_list), pairs.seq_len)
+                if fixed + one > budget:
+                    raise _too_small(budget, fixed, one, batch)
+            except Unsupported as e:
+                if engine == "cone":
+                    raise
+                note = f"full passes: {e}"
+                log.warning("cone engine not used: %s", e)
+                cone = None
+        src_cache = None
+        if cone is not None:
+            base_logits, source_logits = cone.setup(kind, layer_list, base, source, stats)
+        else:
+            base_logits = model(base)[:, -1, :].float()
+            source_out, src_cache = model.run_with_cache(source, names_filter=lambda n: n in site_hooks)
+            source_logits = source_out[:, -1, :].float()
+            del source_out
+        ctx = MetricContext(base_logits.float(), source_logits.float(), pairs.clean_answers, pairs.corrupt_answers)
+        sw = _Sweep(model, kind, variants, base, source, metric, ctx, batch, max_rows, budget, progress, site)
+        if cone is not None:
+            try:
+                n_pass = _run_cone(sw, cone, stats)
+            finally:
+                cone.release()
+            used = "cone"
+        else:
+            n_pass = _run_full(sw, src_cache)
+            used = "full"
         baseline = metric_unpatched_values(metric, ctx)
+        sums, sq = sw.sums.cpu().numpy(), sw.sq.cpu().numpy()
 
     mean = sums / batch
     var = np.maximum(sq / batch - mean**2, 0.0) * batch / max(batch - 1, 1)
     stderr = np.sqrt(var / batch)
-    axes = SWEEP_AXES[kind]
     index: dict[str, list[int]] = {"layer": layer_list, "pos": pos_list}
     labels: dict[str, list[str]] = {
         "layer": [f"L{x}" for x in layer_list],
         "pos": [f"{p} {pairs.position_labels[p]}" for p in pos_list],
     }
+    meta: dict[str, Any] = {"engine": used, "max_memory": budget, **({"engine_note": note} if note else {})}
+    if used == "cone":
+        meta.update(stats.to_dict())
+    axes = SWEEP_AXES[kind]
     if kind == "head":
         index["head"], labels["head"] = units or [], [f"H{u}" for u in units or []]
-    if kind == "neuron":
+    if kind == "neuron" and per_layer is None:
         index["neuron"], labels["neuron"] = units or [], [f"N{u}" for u in units or []]
+    if per_layer is not None:
+        axes = ("layer", "pos", "rank")
+        index["rank"], labels["rank"] = list(units or []), [f"#{r + 1}" for r in units or []]
+        meta["neurons"] = {str(lyr): per_layer[lyr] for lyr in layer_list}
     shape = tuple(len(index[a]) for a in axes)
     cli_name = next((k for k, v in CLI_SITES.items() if v == kind), kind)
     return PatchResult(
@@ -202,8 +438,9 @@ def patch(
         task=pairs.task,
         direction=direction,
         n_prompts=batch,
-        n_forward_passes=n_fwd,
+        n_forward_passes=2 + n_pass,
         seconds=time.time() - t0,
         stderr=stderr.reshape(shape),
         baseline=baseline,
+        meta=meta,
     )

@@ -92,8 +92,8 @@ def test_llama_like_architecture_matches(overrides):
 def test_batching_is_invisible(tiny):
     """Stacking many patch variants per pass gives the same numbers as one variant per pass."""
     pairs = random_pairs(tiny, batch=4, seq=5, seed=5)
-    one = patch(tiny, pairs, site="heads", positions="all", max_rows=4, progress=False)
-    many = patch(tiny, pairs, site="heads", positions="all", max_rows=4096, progress=False)
+    one = patch(tiny, pairs, site="heads", positions="all", max_rows=4, progress=False, engine="full")
+    many = patch(tiny, pairs, site="heads", positions="all", max_rows=4096, progress=False, engine="full")
     assert one.n_forward_passes == 2 + 3 * 5 * 4
     assert many.n_forward_passes == 3
     torch.testing.assert_close(torch.tensor(one.effects), torch.tensor(many.effects), atol=1e-6, rtol=1e-5)

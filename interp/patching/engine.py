@@ -1,0 +1,774 @@
+"""Cone-aware exact patching: recompute only what a patch can change, many patches per pass.
+
+A patch at layer ``l`` and position ``p`` cannot change anything before layer ``l`` nor anything at a position
+before ``p`` (attention is causal), and the metric reads only the last position's logits. The engine computes
+exactly the activations inside that *cone* and reads everything else from the unpatched base run:
+
+* the base and source prompts run once per sweep through an explicit forward that keeps only what the sweep
+  reads (the residual stream from the first swept layer on, every layer's keys and values, the patched activation);
+* every site reduces to "the residual stream entering layer ``L`` has a new vector at position ``p``": a
+  ``resid_pre`` patch at layer ``l`` gives ``L = l``; ``attn_out``/``head`` patches finish layer ``l``'s MLP on
+  that one position (``L = l + 1``); ``mlp_out``/``mlp`` patches add the new MLP output to the cached
+  ``resid_mid`` and a single neuron is a rank-1 change of the cached residual (``L = l + 1``);
+* layers ``L..n-1`` are recomputed only at positions ``p..S-1``; positions ``< p`` enter attention through the
+  base run's key/value cache, shared by all variants by broadcasting. In the last layer only the last position's
+  query, attention output and MLP are computed, so a last-position patch costs one query row per layer;
+* patch variants with the same ``p`` are stacked along the batch axis; those starting at a later layer join the
+  batch when the computation reaches their layer, so one pass walks the layer stack once;
+* patches whose source value equals the base value for every prompt (a shared BOS token, a last-layer patch
+  before the last position) change nothing and are not recomputed; metrics that read only the two answer logits
+  (the logit-difference family) get only those two columns of the unembedding.
+
+The explicit forward is written against the bridge's own weights and functions (the ``nn.Linear`` modules the
+compatibility-mode forward calls, its normalization formula or HF norm module, rotary tables, activation), and
+the unpatched forward reproduces the bridge bit for bit on the supported architectures: TransformerLens-native
+models and the Llama adapter, with LayerNorm or RMSNorm, learned or rotary positions, plain or gated MLPs and
+grouped-query attention. `ConeEngine.verify` checks it against the bridge (logits and every layer's patchable
+activations, relative error ``<= CHECK_RTOL``; once per weights and prompt length). Any other architecture, an
+attached hook, or a failed check raises `Unsupported`, and `interp.patching.patch` falls back to one hooked full
+forward per chunk of stacked variants.
+"""
+
+from __future__ import annotations
+
+import logging
+import re
+import weakref
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from torch import Tensor
+
+from interp.errors import InterpError, ShapeError
+from interp.sites import hook_name
+
+__all__ = [
+    "ConeEngine",
+    "EngineStats",
+    "Unsupported",
+    "parse_bytes",
+    "format_bytes",
+    "top_neurons_per_layer",
+    "CHECK_RTOL",
+]
+
+log = logging.getLogger(__name__)
+
+CHECK_RTOL = 1e-4  # explicit forward vs bridge on the base run, relative to the reference's max |value|
+_NATIVE = "NativeModel"
+_HF_ARCHITECTURES = ("LlamaForCausalLM",)  # checked against the bridge in tests; others fall back
+
+
+class Unsupported(InterpError):
+    """The cone engine cannot reproduce this model's forward pass (the caller falls back to full passes)."""
+
+
+# ------------------------------------------------------------------------------------------ memory budget
+_UNITS = {"": 1, "b": 1, "kb": 10**3, "mb": 10**6, "gb": 10**9, "tb": 10**12,
+          "kib": 2**10, "mib": 2**20, "gib": 2**30, "tib": 2**40}
+
+
+def parse_bytes(value: int | float | str) -> int:
+    """``2_000_000``, ``"2GB"``, ``"512 MiB"``, ``"1.5e9"`` -> bytes."""
+    if isinstance(value, (int, float)) and not isinstance(value, bool):
+        if value <= 0:
+            raise ShapeError(f"max_memory must be positive, got {value}")
+        return int(value)
+    m = re.fullmatch(r"\s*([0-9]*\.?[0-9]+(?:e[0-9]+)?)\s*([a-zA-Z]*)\s*", str(value))
+    if not m or m.group(2).lower() not in _UNITS:
+        raise ShapeError(f"max_memory {value!r} is not a size; use bytes or e.g. '512MB', '2GB', '1GiB'")
+    out = int(float(m.group(1)) * _UNITS[m.group(2).lower()])
+    if out <= 0:
+        raise ShapeError(f"max_memory must be positive, got {value!r}")
+    return out
+
+
+def format_bytes(n: float) -> str:
+    for unit in ("B", "KB", "MB", "GB"):
+        if abs(n) < 1000 or unit == "GB":
+            return f"{n:.0f} {unit}" if unit == "B" else f"{n:.1f} {unit}"
+        n /= 1000
+    return f"{n:.1f} GB"  # pragma: no cover
+
+
+# ------------------------------------------------------------------------------------------ model pieces
+@dataclass(frozen=True)
+class _Norm:
+    """One normalization as the bridge computes it: the HF module called directly, or the bridge's formula."""
+
+    module: Any  # the HF module the bridge calls itself (native-autograd path), else None
+    rms: bool
+    weight: Tensor | None
+    bias: Tensor | None
+    eps: float
+    identity: bool = False
+
+    def __call__(self, x: Tensor) -> Tensor:
+        if self.identity:
+            return x
+        if self.module is not None:
+            out = self.module(x)
+            return out if out.dtype == x.dtype else out.to(x.dtype)
+        # the bridge's from-scratch formula (NormalizationBridge._python_norm_forward), kept op for op so the
+        # unpatched explicit forward reproduces the bridge's numbers exactly
+        h = x if x.dtype in (torch.float32, torch.float64) else x.float()
+        if not self.rms:
+            h = h - h.mean(-1, keepdim=True)
+        h = h / (h.pow(2).mean(-1, keepdim=True) + self.eps).sqrt()
+        if self.weight is not None:
+            h = h * self.weight
+        if self.bias is not None:
+            h = h + self.bias
+        return h.to(x.dtype)
+
+
+@dataclass(frozen=True)
+class _Block:
+    ln1: _Norm
+    ln2: _Norm | None
+    wq: Tensor
+    bq: Tensor | None
+    wk: Tensor
+    bk: Tensor | None
+    wv: Tensor
+    bv: Tensor | None
+    wo: Tensor
+    bo: Tensor | None
+    w_in: Tensor | None
+    b_in: Tensor | None
+    w_gate: Tensor | None
+    b_gate: Tensor | None
+    w_out: Tensor | None
+    b_out: Tensor | None
+    act: Callable[[Tensor], Tensor] | None
+
+    def post(self, x: Tensor) -> Tensor:
+        """MLP hidden activation (``hook_post``) of the normalized input ``x``."""
+        assert self.act is not None and self.w_in is not None
+        pre = F.linear(x, self.w_in, self.b_in)
+        if self.w_gate is None:
+            return self.act(pre)
+        return self.act(F.linear(x, self.w_gate, self.b_gate)) * pre
+
+
+def _linear(bridge_linear: Any, what: str) -> tuple[Tensor, Tensor | None]:
+    lin = getattr(bridge_linear, "original_component", None)
+    if not isinstance(lin, torch.nn.Linear):
+        raise Unsupported(f"{what} is {type(lin).__name__}, not nn.Linear")
+    return lin.weight.detach(), None if lin.bias is None else lin.bias.detach()
+
+
+def _norm(bridge_norm: Any, cfg: Any, what: str) -> _Norm:
+    if bridge_norm is None:
+        return _Norm(None, False, None, None, 0.0, identity=True)
+    orig = getattr(bridge_norm, "original_component", None)
+    if orig is None or isinstance(orig, torch.nn.Identity):
+        return _Norm(None, False, None, None, 0.0, identity=True)
+    if getattr(bridge_norm, "uses_weight_offset", False):
+        raise Unsupported(f"{what} uses a (1 + weight) RMSNorm")
+    rms = bool(getattr(bridge_norm, "uses_rms_norm", False))
+    native_path = bool(getattr(bridge_norm, "use_native_layernorm_autograd", False)) or bool(
+        getattr(getattr(bridge_norm, "config", None), "layer_norm_folding", False)
+    )
+    if native_path:
+        return _Norm(orig, rms, None, None, 0.0)
+    w = getattr(orig, "weight", None)
+    b = getattr(orig, "bias", None) if not rms else None
+    eps = float(getattr(getattr(bridge_norm, "config", None), "eps", getattr(cfg, "eps", 1e-5)))
+    return _Norm(None, rms, None if w is None else w.detach(), None if b is None else b.detach(), eps)
+
+
+def _activation(bridge_mlp: Any, gated: bool) -> Callable[[Tensor], Tensor]:
+    if gated and getattr(bridge_mlp, "_use_processed_weights", False):
+        from transformer_lens.model_bridge.generalized_components.gated_mlp import resolve_activation_fn
+
+        return resolve_activation_fn(bridge_mlp.config)
+    orig = getattr(bridge_mlp, "original_component", None)
+    act = getattr(orig, "act_fn", None) or getattr(orig, "act", None)
+    if act is None or not callable(act):
+        raise Unsupported(f"cannot find the activation function of {type(orig).__name__}")
+    if getattr(orig, "ln", None) is not None:
+        raise Unsupported("SoLU-LN MLPs are not handled")
+    return act
+
+
+@dataclass
+class EngineStats:
+    """What one sweep cost: passes, FLOPs spent, FLOPs the cone strictly needs, the memory estimate."""
+
+    passes: int = 0
+    flops: int = 0  # spent on patched recomputation (2 x multiply-adds of every matmul executed)
+    flops_cone: int = 0  # the minimum: activations the patch changes, keys a query can see, logits the metric reads
+    flops_overhead: int = 0  # once per sweep: the base and source runs (with the key/value cache)
+    skipped: int = 0  # variants whose patched value equals the base value for every prompt (effect = unpatched)
+    peak_bytes_estimate: int = 0
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "passes": self.passes,
+            "flops": self.flops,
+            "flops_cone": self.flops_cone,
+            "flops_overhead": self.flops_overhead,
+            "flops_ratio": (self.flops / self.flops_cone) if self.flops_cone else None,
+            "skipped_noop_patches": self.skipped,
+            "peak_bytes_estimate": self.peak_bytes_estimate,
+        }
+
+
+# the activation each site kind patches, as named in the explicit forward's taps
+SITE_ACT = {"resid_pre": "resid_pre", "attn_out": "attn_out", "mlp_out": "mlp_out", "head": "z", "mlp": "post",
+            "neuron": "post"}
+_TAP_HOOKS = {"resid_pre": "resid_pre", "attn_out": "attn_out", "mlp_out": "mlp_out", "z": "head", "post": "mlp"}
+_VERIFIED: weakref.WeakKeyDictionary[Any, set[tuple[Any, ...]]] = weakref.WeakKeyDictionary()
+
+
+# ------------------------------------------------------------------------------------------ the engine
+class ConeEngine:
+    """The explicit per-layer forward of a supported compatibility-mode bridge, plus the cone-restricted sweep.
+
+    `ConeEngine.for_model` raises `Unsupported` for architectures it does not handle; `verify` checks the explicit
+    forward against the bridge (cached per weights and prompt length); `setup` runs the base and source prompts
+    once, keeping only what the sweep reads; `run_group` evaluates the patch variants sharing one position.
+    """
+
+    def __init__(self, model: Any) -> None:
+        cfg = model.cfg
+        self.model = model
+        orig = getattr(model, "original_model", None)
+        arch = type(orig).__name__
+        self.native = arch == _NATIVE
+        if not self.native and str(getattr(cfg, "architecture", "")) not in _HF_ARCHITECTURES:
+            raise Unsupported(f"architecture {getattr(cfg, 'architecture', arch)!r} is not handled by the cone engine")
+        if not getattr(model, "compatibility_mode", False):
+            raise Unsupported("the bridge is not in compatibility mode")
+        for flag in ("parallel_attn_mlp", "use_split_qkv_input", "use_attn_in", "use_attn_result",
+                     "use_normalization_before_and_after", "rotary_adjacent_pairs", "rotary_interleaved_cos_sin",
+                     "use_qk_norm", "qk_norm_after_rope", "gated_q_proj"):
+            if getattr(cfg, flag, False):
+                raise Unsupported(f"cfg.{flag} is set")
+        for cap in ("attn_scores_soft_cap", "output_logits_soft_cap"):
+            if float(getattr(cfg, cap, -1.0) or -1.0) > 0:
+                raise Unsupported(f"cfg.{cap} is set")
+        if getattr(cfg, "attention_dir", "causal") != "causal":
+            raise Unsupported("attention is not causal")
+        if getattr(cfg, "rope_scaling", None):
+            raise Unsupported("rope_scaling is set")
+        dtype = getattr(cfg, "dtype", torch.float32)
+        if dtype not in (torch.float32, torch.float64):
+            raise Unsupported(f"dtype {dtype} (the engine is checked in float32/float64 only)")
+
+        self.n_layers = int(cfg.n_layers)
+        self.d_model = int(cfg.d_model)
+        self.n_heads = int(cfg.n_heads)
+        self.n_kv = int(getattr(cfg, "n_key_value_heads", None) or self.n_heads)
+        self.d_head = int(cfg.d_head)
+        self.attn_only = bool(getattr(cfg, "attn_only", False))
+        self.gated = bool(getattr(cfg, "gated_mlp", False))
+        self.d_mlp = 0 if self.attn_only else int(cfg.d_mlp)
+        if self.n_heads % self.n_kv:
+            raise Unsupported("n_heads is not a multiple of n_key_value_heads")
+
+        self.blocks = [self._block(model.blocks[i], i) for i in range(self.n_layers)]
+        self.ln_final = _norm(getattr(model, "ln_final", None), cfg, "ln_final")
+        self.w_u, self.b_u = _linear(model.unembed, "unembed")
+        self.d_vocab = int(self.w_u.shape[0])
+        self.device = self.w_u.device
+        self.dtype = self.w_u.dtype
+        self._embed_setup(model)
+        self._scale_setup(model)
+        self._rope_setup(model)
+        self.acts: dict[tuple[str, int], Tensor] = {}  # base run: resid_pre / k / v / site activations
+        self.src: dict[int, Tensor] = {}  # source run: the patched activation of each site layer
+        self.src_mlp_out: dict[int, Tensor] = {}
+        self.seq_len = 0
+        self.batch = 0
+
+    @classmethod
+    def for_model(cls, model: Any) -> ConeEngine:
+        """The engine for ``model``; raises `Unsupported` (with the reason) where it cannot reproduce the forward."""
+        from transformer_lens.hook_points import HookPoint
+
+        if getattr(model, "training", False):
+            raise Unsupported("the model is in training mode (dropout); call model.eval()")
+        for mod in model.modules():
+            if isinstance(mod, HookPoint) and (mod.fwd_hooks or mod._forward_hooks):
+                raise Unsupported(f"the model has a forward hook attached at {mod.name}")
+        return cls(model)
+
+    # ---------------------------------------------------------------------------- construction helpers
+    def _block(self, blk: Any, i: int) -> _Block:
+        attn = blk.attn
+        if self.native:
+            if type(attn.original_component).__name__ != "NativeAttention":
+                raise Unsupported(f"block {i} attention is {type(attn.original_component).__name__}")
+        else:
+            if type(attn).__name__ != "PositionEmbeddingsAttentionBridge":
+                raise Unsupported(f"block {i} attention bridge is {type(attn).__name__}")
+            if set(attn.submodules) != {"q", "k", "v", "o"}:
+                raise Unsupported(f"block {i} attention has submodules {sorted(attn.submodules)}")
+            hf = attn.original_component
+            for a in ("attn_logit_softcapping", "sinks", "key_multiplier"):
+                if getattr(hf, a, None) is not None:
+                    raise Unsupported(f"block {i} attention has {a}")
+            if getattr(hf, "sliding_window", None):
+                raise Unsupported(f"block {i} attention uses a sliding window")
+            if getattr(getattr(hf, "config", None), "clip_qkv", None) is not None:
+                raise Unsupported("clip_qkv is set")
+        wq, bq = _linear(attn.q, f"blocks.{i}.attn.q")
+        wk, bk = _linear(attn.k, f"blocks.{i}.attn.k")
+        wv, bv = _linear(attn.v, f"blocks.{i}.attn.v")
+        wo, bo = _linear(attn.o, f"blocks.{i}.attn.o")
+        if wq.shape[0] != self.n_heads * self.d_head or wk.shape[0] != self.n_kv * self.d_head:
+            raise Unsupported(f"block {i} q/k projections have unexpected shapes {tuple(wq.shape)}, {tuple(wk.shape)}")
+        ln1 = _norm(blk.ln1, self.model.cfg, f"blocks.{i}.ln1")
+        if self.attn_only:
+            return _Block(ln1, None, wq, bq, wk, bk, wv, bv, wo, bo, None, None, None, None, None, None, None)
+        mlp = blk.mlp
+        kind = type(mlp).__name__
+        if kind not in ("MLPBridge", "GatedMLPBridge"):
+            raise Unsupported(f"block {i} MLP bridge is {kind}")
+        if (kind == "GatedMLPBridge") != self.gated:
+            raise Unsupported(f"block {i}: cfg.gated_mlp={self.gated} but the MLP bridge is {kind}")
+        w_in, b_in = _linear(getattr(mlp, "in"), f"blocks.{i}.mlp.in")
+        w_out, b_out = _linear(mlp.out, f"blocks.{i}.mlp.out")
+        w_gate = b_gate = None
+        if self.gated:
+            w_gate, b_gate = _linear(mlp.gate, f"blocks.{i}.mlp.gate")
+        ln2 = _norm(blk.ln2, self.model.cfg, f"blocks.{i}.ln2")
+        return _Block(ln1, ln2, wq, bq, wk, bk, wv, bv, wo, bo, w_in, b_in, w_gate, b_gate, w_out, b_out,
+                      _activation(mlp, self.gated))
+
+    def _embed_setup(self, model: Any) -> None:
+        emb = getattr(getattr(model, "embed", None), "original_component", None)
+        if not isinstance(emb, torch.nn.Embedding):
+            raise Unsupported(f"token embedding is {type(emb).__name__}")
+        self.w_e = emb.weight.detach()
+        self.w_pos: Tensor | None = None
+        kind = (getattr(model.cfg, "positional_embedding_type", None) or "standard").lower()
+        if kind == "standard":
+            pos = getattr(getattr(model, "pos_embed", None), "original_component", None)
+            if not isinstance(pos, torch.nn.Embedding):
+                raise Unsupported("learned positions without a position embedding module")
+            self.w_pos = pos.weight.detach()
+
+    def _scale_setup(self, model: Any) -> None:
+        attn = model.blocks[0].attn.original_component
+        if self.native:
+            self._scale_div: float | None = float(attn.scale)
+            self._scale_mul: float | None = None
+        else:
+            self._scale_div = None
+            self._scale_mul = float(getattr(attn, "scaling", self.d_head**-0.5))
+
+    def _rope_setup(self, model: Any) -> None:
+        kind = (getattr(model.cfg, "positional_embedding_type", None) or "standard").lower()
+        self.rope_style: str | None = None
+        self._cos: Tensor | None = None
+        self._sin: Tensor | None = None
+        if self.native:
+            rot = getattr(model.original_model, "rotary", None)
+            if kind == "rotary":
+                if rot is None:
+                    raise Unsupported("rotary positions but no NativeRotary module")
+                self.rope_style = "adjacent"
+                self._native_rot = rot
+            elif kind != "standard":
+                raise Unsupported(f"positional_embedding_type {kind!r}")
+        else:
+            if kind != "rotary":
+                raise Unsupported(f"positional_embedding_type {kind!r} on an HF model")
+            rot = getattr(model, "rotary_emb", None)
+            if rot is None:
+                raise Unsupported("no rotary_emb component")
+            self.rope_style = "half"
+            self._hf_rot = getattr(rot, "original_component", None) or rot
+
+    def _rope_tables(self, seq_len: int) -> None:
+        if self.rope_style == "adjacent":
+            rot = self._native_rot
+            self._cos = rot.cos_cached[:seq_len].to(self.dtype)
+            self._sin = rot.sin_cached[:seq_len].to(self.dtype)
+        elif self.rope_style == "half":
+            x = torch.zeros(1, seq_len, self.d_head, dtype=self.dtype, device=self.device)
+            pos = torch.arange(seq_len, device=self.device)[None]
+            cos, sin = self._hf_rot(x, pos)
+            if cos.shape[-1] != self.d_head:
+                raise Unsupported(f"rotary tables of width {cos.shape[-1]} for d_head {self.d_head}")
+            self._cos, self._sin = cos[0].to(self.dtype), sin[0].to(self.dtype)
+
+    def _rope(self, x: Tensor, start: int) -> Tensor:
+        """Rotate ``x`` [N heads T d_head] whose positions are ``start .. start+T-1``."""
+        if self.rope_style is None:
+            return x
+        assert self._cos is not None and self._sin is not None
+        t = x.shape[-2]
+        cos, sin = self._cos[start : start + t], self._sin[start : start + t]
+        rd = cos.shape[-1]
+        xr = x[..., :rd]
+        if self.rope_style == "half":
+            h = rd // 2
+            rot = torch.cat((-xr[..., h:], xr[..., :h]), dim=-1)
+        else:
+            rot = torch.stack((-xr[..., 1::2], xr[..., 0::2]), dim=-1).flatten(-2)
+        out = xr * cos + rot * sin
+        return torch.cat([out, x[..., rd:]], dim=-1) if rd < x.shape[-1] else out
+
+    # ---------------------------------------------------------------------------- the explicit forward
+    def layer(self, layer: int, x: Tensor, p: int, n_var: int, *, last: bool, stats: EngineStats | None = None,
+              taps: dict[str, Tensor] | None = None) -> Tensor:
+        """Layer ``layer`` on suffix positions ``p..S-1`` of ``N = n_var*B`` rows (variant-major) ``x`` [N T d].
+
+        Positions ``< p`` enter attention from the base key/value cache. With ``last`` only the last position's
+        output is computed (returns [N 1 d]). ``taps`` (a dict) receives k, v, z, attn_out, resid_mid, post,
+        mlp_out.
+        """
+        blk = self.blocks[layer]
+        n, t, d = x.shape
+        s = p + t
+        kv, g, dh = self.n_kv, self.n_heads // self.n_kv, self.d_head
+        tq = 1 if last else t
+        h = blk.ln1(x)
+        hq = h[:, t - tq :] if tq < t else h
+        q = F.linear(hq, blk.wq, blk.bq).view(n, tq, self.n_heads, dh).transpose(1, 2)
+        k = F.linear(h, blk.wk, blk.bk).view(n, t, kv, dh).transpose(1, 2)
+        v = F.linear(h, blk.wv, blk.bv).view(n, t, kv, dh).transpose(1, 2)
+        q, k = self._rope(q, s - tq), self._rope(k, p)
+        if taps is not None:
+            taps["k"], taps["v"] = k, v
+        if g > 1:  # grouped-query attention: key/value head j serves query heads j*g .. j*g+g-1
+            k, v = k.repeat_interleave(g, dim=1), v.repeat_interleave(g, dim=1)
+        scores = q @ k.transpose(-1, -2)  # [N head tq T]
+        if p:  # positions 0..p-1 from the base key/value cache, shared by the n_var variants of each prompt
+            b = n // n_var
+            kp, vp = self.acts[("k", layer)][:, :, :p], self.acts[("v", layer)][:, :, :p]  # [B kv p dh]
+            if g > 1:
+                kp, vp = kp.repeat_interleave(g, dim=1), vp.repeat_interleave(g, dim=1)
+            # one [n_var*tq dh] x [dh p] product per (prompt, head) instead of n_var tiny ones
+            qb = q.reshape(n_var, b, self.n_heads, tq, dh).permute(1, 2, 0, 3, 4).reshape(b, self.n_heads, -1, dh)
+            sp = _rows_matmul(qb, kp.transpose(-1, -2)).view(b, self.n_heads, n_var, tq, p).permute(2, 0, 1, 3, 4)
+            scores = torch.cat([sp.reshape(n, self.n_heads, tq, p), scores], dim=-1)
+        scores = scores / self._scale_div if self._scale_div is not None else scores * self._scale_mul
+        if tq > 1:
+            mask = torch.arange(s, device=x.device)[None, :] > torch.arange(s - tq, s, device=x.device)[:, None]
+            scores = scores.masked_fill_(mask, float("-inf"))
+        pattern = torch.softmax(scores, dim=-1, dtype=torch.float32).to(x.dtype)
+        z = pattern[..., p:] @ v  # [N head tq dh]
+        if p:
+            pp = pattern[..., :p].reshape(n_var, b, self.n_heads, tq, p).permute(1, 2, 0, 3, 4)
+            zp = _rows_matmul(pp.reshape(b, self.n_heads, -1, p), vp).view(b, self.n_heads, n_var, tq, dh)
+            z = z + zp.permute(2, 0, 1, 3, 4).reshape(n, self.n_heads, tq, dh)
+        z = z.transpose(1, 2).reshape(n, tq, self.n_heads * dh)  # [N tq head*dh]
+        attn_out = F.linear(z, blk.wo, blk.bo)
+        mid = (x[:, t - tq :] if tq < t else x) + attn_out
+        if taps is not None:
+            taps["z"], taps["attn_out"], taps["resid_mid"] = z.view(n, tq, self.n_heads, dh), attn_out, mid
+        if stats is not None:
+            stats.flops += 2 * self._layer_macs(n, t, tq, s, all_keys=True)
+        if blk.ln2 is None:
+            return mid
+        post = blk.post(blk.ln2(mid))
+        mlp_out = F.linear(post, blk.w_out, blk.b_out)
+        if taps is not None:
+            taps["post"], taps["mlp_out"] = post, mlp_out
+        return mid + mlp_out
+
+    def _layer_macs(self, n: int, t: int, tq: int, s: int, *, all_keys: bool) -> int:
+        d, h, kv, dh = self.d_model, self.n_heads, self.n_kv, self.d_head
+        proj = tq * d * h * dh + 2 * t * d * kv * dh + tq * h * dh * d
+        if all_keys:
+            keys = tq * s
+        else:  # query at absolute position a sees a + 1 keys
+            keys = sum(a + 1 for a in range(s - tq, s))
+        attn = 2 * h * dh * keys
+        mlp = 0 if self.attn_only else tq * d * self.d_mlp * (3 if self.gated else 2)
+        return n * (proj + attn + mlp)
+
+    def logits(self, resid: Tensor, columns: Tensor | None = None) -> Tensor:
+        """Logits [N d_vocab] of final residuals [N d_model]; only ``columns`` [N c] of each row if given."""
+        h = self.ln_final(resid)
+        if columns is None:
+            return F.linear(h, self.w_u, self.b_u)
+        out = (h.unsqueeze(1) * self.w_u[columns]).sum(-1)
+        return out if self.b_u is None else out + self.b_u[columns]
+
+    def forward(self, tokens: Tensor, want: set[tuple[str, int]], *, stats: EngineStats | None = None,
+                ) -> tuple[Tensor, dict[tuple[str, int], Tensor]]:
+        """Last-position logits [B d_vocab] of ``tokens`` and the activations ``want`` = {(name, layer)}.
+
+        Names: resid_pre (layer n_layers is the final residual), k, v (rotated keys, values [B kv S d_head]),
+        z [B S head d_head], attn_out, resid_mid, post, mlp_out.
+        """
+        b, s = tokens.shape
+        x = F.embedding(tokens, self.w_e)
+        if self.w_pos is not None:
+            x = x + self.w_pos[:s]
+        kept: dict[tuple[str, int], Tensor] = {}
+        for i in range(self.n_layers):
+            if ("resid_pre", i) in want:
+                kept[("resid_pre", i)] = x
+            taps: dict[str, Tensor] = {}
+            x = self.layer(i, x, 0, 1, last=False, taps=taps)
+            for name, val in taps.items():
+                if (name, i) in want:
+                    kept[(name, i)] = val
+        if ("resid_pre", self.n_layers) in want:
+            kept[("resid_pre", self.n_layers)] = x
+        if stats is not None:
+            macs = sum(self._layer_macs(b, s, s, s, all_keys=True) for _ in range(self.n_layers))
+            stats.flops_overhead += 2 * (macs + b * self.d_model * self.d_vocab)
+        return self.logits(x[:, -1]), kept
+
+    # ---------------------------------------------------------------------------- checks and caches
+    def verify(self, tokens: Tensor) -> None:
+        """Check the explicit forward against the bridge on (up to) two prompts; cached per weights and length.
+
+        Compares the last-position logits and every layer's resid_pre, attn_out, z, resid_mid, post and mlp_out
+        (relative to each tensor's largest value). Raises `Unsupported` beyond ``CHECK_RTOL``.
+        """
+        tokens = tokens[:2]
+        self._rope_tables(tokens.shape[1])
+        key = (tokens.shape[1], tuple((q.data_ptr(), q._version) for q in self.model.parameters()))
+        done = _VERIFIED.setdefault(self.model, set())
+        if key in done:
+            return
+        names = {
+            (kind, i): f"blocks.{i}.hook_resid_mid" if kind == "resid_mid" else hook_name(_TAP_HOOKS[kind], i)
+            for i in range(self.n_layers)
+            for kind in ("resid_pre", "attn_out", "z", "resid_mid", "post", "mlp_out")
+            if not (self.attn_only and kind in ("post", "mlp_out"))
+        }
+        hooks = getattr(self.model, "hook_dict", {})
+        names = {k: v for k, v in names.items() if v in hooks}
+        wanted = set(names.values())
+        ref_out, ref = self.model.run_with_cache(tokens, names_filter=lambda nm: nm in wanted)
+        got_logits, got = self.forward(tokens, set(names))
+        worst, where = _rel_err(got_logits.float(), ref_out[:, -1].float()), "logits"
+        for k, nm in names.items():
+            err = _rel_err(got[k].reshape(ref[nm].shape), ref[nm])
+            if err > worst:
+                worst, where = err, nm
+        if not worst <= CHECK_RTOL:
+            raise Unsupported(f"the explicit forward differs from the bridge at {where} by {worst:.2e} (relative) "
+                              f"> {CHECK_RTOL}")
+        done.add(key)
+
+    def setup(self, kind: str, layers: Sequence[int], base: Tensor, source: Tensor, stats: EngineStats,
+              ) -> tuple[Tensor, Tensor]:
+        """Run base and source once, keeping only what the sweep reads; returns their last-position logits."""
+        n = self.n_layers
+        lo = min(layers)
+        self.batch, self.seq_len = base.shape
+        self._rope_tables(self.seq_len)
+        act = SITE_ACT[kind]
+        want: set[tuple[str, int]] = {("resid_pre", i) for i in range(lo, n + 1)}
+        want |= {(c, i) for i in range(self.start_layer(kind, lo), n) for c in ("k", "v")}
+        want |= {(act, lyr) for lyr in layers}
+        if kind in ("mlp_out", "mlp"):
+            want |= {("resid_mid", lyr) for lyr in layers}
+        base_logits, self.acts = self.forward(base, want, stats=stats)
+        src_want = {(act, lyr) for lyr in layers}
+        if kind == "mlp":  # a whole hook_post vector patched in gives exactly the source run's mlp_out
+            src_want |= {("mlp_out", lyr) for lyr in layers}
+        src_logits, src = self.forward(source, src_want, stats=stats)
+        self.src = {lyr: src[(act, lyr)] for lyr in layers}
+        self.src_mlp_out = {lyr: src[("mlp_out", lyr)] for lyr in layers} if kind == "mlp" else {}
+        return base_logits, src_logits
+
+    def cache_bytes(self, kind: str, layers: Sequence[int], batch: int, seq_len: int) -> int:
+        """Bytes of the base/source caches of a sweep plus the transient full forward that builds them."""
+        width = {"resid_pre": self.d_model, "attn_out": self.d_model, "mlp_out": self.d_model,
+                 "head": self.n_heads * self.d_head, "mlp": self.d_mlp, "neuron": self.d_mlp}[kind]
+        lo = min(layers)
+        per_token = (self.n_layers - lo + 1) * self.d_model + (self.n_layers - lo) * 2 * self.n_kv * self.d_head
+        per_token += 2 * len(layers) * width + (2 * len(layers) * self.d_model if kind == "mlp" else 0)
+        per_token += len(layers) * self.d_model if kind == "mlp_out" else 0
+        transient = self.row_bytes(seq_len, seq_len) * batch
+        return per_token * batch * seq_len * self.dtype.itemsize + transient
+
+    def row_bytes(self, t: int, seq_len: int, n_cols: int | None = None) -> int:
+        """Working memory of one patched row with ``t`` suffix positions (activations, logits, metric)."""
+        d, h, kv, dh, m = self.d_model, self.n_heads, self.n_kv, self.d_head, self.d_mlp
+        act = t * (4 * d + 2 * (h + 2 * kv) * dh + 2 * h * dh + 3 * m) + 3 * h * t * seq_len
+        logits = 6 * self.d_vocab if n_cols is None else n_cols * (d + 6)
+        return int((act + logits) * max(self.dtype.itemsize, 4) * 1.25)
+
+    def release(self) -> None:
+        self.acts, self.src, self.src_mlp_out = {}, {}, {}
+
+    # ---------------------------------------------------------------------------- patches
+    def start_layer(self, kind: str, layer: int) -> int:
+        """The layer whose input residual a patch of ``kind`` at ``layer`` first changes."""
+        return layer if kind == "resid_pre" else layer + 1
+
+    def noop(self, kind: str, layer: int, positions: Sequence[int], units: Sequence[int | None]) -> Tensor:
+        """[pos unit] bool: patches whose source value equals the base value for every prompt (no effect at all).
+
+        Also true where the patch cannot reach the last position (after the last block, before the last position).
+        """
+        a, b = self.src[layer], self.acts[(SITE_ACT[kind], layer)]
+        pos = torch.as_tensor(list(positions), device=a.device)
+        a, b = a[:, pos], b[:, pos]
+        if units[0] is None:
+            same = (a == b).flatten(2).all(-1).all(0)[:, None]
+        else:
+            u = torch.as_tensor(list(units), device=a.device)
+            eq = a[:, :, u] == b[:, :, u]  # [B pos unit (d_head)]
+            same = eq.reshape(*eq.shape[:3], -1).all(-1).all(0)  # [pos unit]
+        if self.start_layer(kind, layer) == self.n_layers:
+            same = same | (pos != self.seq_len - 1)[:, None]
+        return same
+
+    def injected(self, kind: str, layer: int, p: int, units: list[int | None], stats: EngineStats) -> Tensor:
+        """New residual vectors [k B d_model] entering layer `start_layer` at position ``p``, one per unit."""
+        b, k = self.batch, len(units)
+        blk = self.blocks[layer]
+        d, dh, h = self.d_model, self.d_head, self.n_heads
+        src = self.src[layer]
+        if kind == "resid_pre":
+            return src[:, p].unsqueeze(0)
+        if kind in ("attn_out", "head"):
+            if kind == "attn_out":
+                attn_out = src[:, p].unsqueeze(0)  # [1 B d]
+            else:
+                z = self.acts[("z", layer)][:, p].unsqueeze(0).repeat(k, 1, 1, 1)  # [k B H dh]
+                heads = torch.tensor(units, device=z.device)
+                z[torch.arange(k, device=z.device), :, heads] = src[:, p, heads].transpose(0, 1)
+                attn_out = F.linear(z.view(k, b, h * dh), blk.wo, blk.bo)
+                stats.flops += 2 * k * b * h * dh * d
+                stats.flops_cone += 2 * k * b * dh * d  # one head's rank-d_head change
+            mid = self.acts[("resid_pre", layer)][:, p].unsqueeze(0) + attn_out
+            if blk.ln2 is None:
+                return mid
+            out = mid + F.linear(blk.post(blk.ln2(mid)), blk.w_out, blk.b_out)
+            mlp_macs = mid.shape[0] * b * d * self.d_mlp * (3 if self.gated else 2)
+            stats.flops += 2 * mlp_macs
+            stats.flops_cone += 2 * mlp_macs
+            return out
+        if kind == "mlp_out":
+            return (self.acts[("resid_mid", layer)][:, p] + src[:, p]).unsqueeze(0)
+        if kind == "mlp":
+            return (self.acts[("resid_mid", layer)][:, p] + self.src_mlp_out[layer][:, p]).unsqueeze(0)
+        # one neuron: a rank-1 change of the residual after the MLP
+        neurons = torch.tensor(units, device=src.device)
+        delta = src[:, p, neurons] - self.acts[("post", layer)][:, p, neurons]  # [B k]
+        w = blk.w_out[:, neurons].transpose(0, 1)  # [k d]
+        stats.flops += 2 * k * b * d
+        stats.flops_cone += 2 * k * b * d
+        after = self.acts[("resid_pre", layer + 1)][:, p].unsqueeze(0)  # [1 B d]
+        return after + delta.transpose(0, 1)[:, :, None] * w[:, None, :]
+
+    def run_group(self, kind: str, p: int, specs: list[tuple[int, int, int | None]], stats: EngineStats,
+                  columns: Tensor | None = None) -> tuple[Tensor, list[int]]:
+        """Patched last-position logits [k*B ...] of variants ``specs`` = (variant id, layer, unit) at ``p``.
+
+        Returns the logits (only ``columns`` [B c] of each prompt if given) and the variant ids in row-block order.
+        """
+        b, s, n = self.batch, self.seq_len, self.n_layers
+        t = s - p
+        by_start: dict[int, dict[int, list[tuple[int, int | None]]]] = {}
+        for vid, lyr, unit in specs:
+            by_start.setdefault(self.start_layer(kind, lyr), {}).setdefault(lyr, []).append((vid, unit))
+        order: list[int] = []
+        x: Tensor | None = None
+
+        def inject(start: int) -> Tensor:
+            parts = []
+            for lyr, items in sorted(by_start[start].items()):
+                vec = self.injected(kind, lyr, p, [u for _, u in items], stats)
+                k = len(items)
+                rows = self.acts[("resid_pre", start)][:, p:].unsqueeze(0).repeat(k, 1, 1, 1)  # [k B T d]
+                rows[:, :, 0] = vec.expand(k, -1, -1)
+                parts.append(rows.view(k * b, t, self.d_model))
+                order.extend(v for v, _ in items)
+            return torch.cat(parts) if len(parts) > 1 else parts[0]
+
+        for j in range(min(by_start), n):
+            if j in by_start:
+                new = inject(j)
+                x = new if x is None else torch.cat([x, new])
+            assert x is not None
+            x = self.layer(j, x, p, x.shape[0] // b, last=j == n - 1, stats=stats)
+        if n in by_start:  # patches after the last block change only the final residual
+            new = inject(n)[:, -1:]
+            x = new if x is None else torch.cat([x, new])
+        assert x is not None
+        rows = x.shape[0]
+        cols = None if columns is None else columns.repeat(rows // b, 1)
+        logits = self.logits(x[:, -1], cols)
+        unembed = self.d_model * (self.d_vocab if columns is None else columns.shape[1])
+        stats.flops += 2 * rows * unembed
+        for _, lyr, _ in specs:  # the cone: layers start..n-1 at positions p..S-1, last layer's last row only
+            start = self.start_layer(kind, lyr)
+            macs = sum(self._layer_macs(b, t, 1 if j == n - 1 else t, s, all_keys=False) for j in range(start, n))
+            stats.flops_cone += 2 * (macs + b * unembed)
+        return logits, order
+
+
+_MIN_ROWS = 32
+
+
+def _rows_matmul(a: Tensor, b: Tensor) -> Tensor:
+    """``a @ b`` with at least ``_MIN_ROWS`` rows per product (zero-padded): a row's result then comes from the same
+    matrix-multiply kernel whatever the number of variants stacked with it (small products take another path)."""
+    m = a.shape[-2]
+    if m >= _MIN_ROWS:
+        return a @ b
+    pad = a.new_zeros(*a.shape[:-2], _MIN_ROWS - m, a.shape[-1])
+    return (torch.cat([a, pad], dim=-2) @ b)[..., :m, :]
+
+
+def _rel_err(got: Tensor, ref: Tensor) -> float:
+    scale = float(ref.abs().max())
+    return float((got - ref).abs().max()) / max(scale, 1e-6)
+
+
+def plan_passes(variants: Sequence[tuple[int, int]], *, batch: int, max_rows: int | None, avail_bytes: int,
+                row_bytes: Callable[[int], int]) -> list[dict[int, list[int]]]:
+    """Pack variants ``(variant id, position)`` into passes: ``{position: [variant ids]}`` per pass.
+
+    A pass holds at most ``max_rows`` rows (variants x prompts); each position group inside it (run one after
+    another) fits ``avail_bytes`` of working memory.
+    """
+    passes: list[dict[int, list[int]]] = []
+    cur: dict[int, list[int]] = {}
+    rows = 0
+    for vid, p in variants:
+        grp = len(cur.get(p, ()))
+        too_many = max_rows is not None and rows + batch > max_rows
+        too_big = (grp + 1) * batch * row_bytes(p) > avail_bytes
+        if cur and (too_many or too_big):
+            passes.append(cur)
+            cur, rows = {}, 0
+        cur.setdefault(p, []).append(vid)
+        rows += batch
+    if cur:
+        passes.append(cur)
+    return passes
+
+
+def top_neurons_per_layer(result: Any, k: int, *, pos: int | None = None, by_abs: bool = True) -> dict[int, list[int]]:
+    """The ``k`` neurons of each layer with the largest effect in a neuron sweep (``neurons=`` of a later sweep).
+
+    ``pos`` picks one position; by default a neuron's score is its largest effect over the swept positions.
+    """
+    if tuple(result.axes) != ("layer", "pos", "neuron"):
+        raise ShapeError(f"top_neurons_per_layer needs a neuron sweep with axes (layer, pos, neuron); "
+                         f"got {result.axes}")
+    eff = np.abs(result.effects) if by_abs else result.effects
+    if pos is not None:
+        if pos not in result.index["pos"]:
+            raise ShapeError(f"position {pos} is not in the sweep (positions {result.index['pos']})")
+        score = eff[:, result.index["pos"].index(pos), :]
+    else:
+        score = eff.max(axis=1)
+    kk = min(int(k), score.shape[1])
+    out = {}
+    for i, lyr in enumerate(result.index["layer"]):
+        order = np.argsort(-score[i], kind="stable")[:kk]
+        out[int(lyr)] = [int(result.index["neuron"][j]) for j in order]
+    return out
+
