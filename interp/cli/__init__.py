@@ -21,6 +21,8 @@ COMMANDS: dict[str, str] = {
     "circuit": "interp.cli.circuit_cmd",
     "neurons": "interp.cli.neurons_cmd",
     "dynamics": "interp.cli.dynamics_cmd",
+    "concepts": "interp.cli.concepts_cmd",
+    "cot": "interp.cli.cot_cmd",
 }
 
 

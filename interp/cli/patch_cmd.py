@@ -45,6 +45,24 @@ def run(args: argparse.Namespace) -> int:
         write_text_atomic(args.plot, res.plot().to_html(include_plotlyjs=True, full_html=True))
     print(f"wrote {args.out}: {args.site} x {args.positions} positions, metric {args.metric}, "
           f"{res.n_prompts} prompts, {res.n_forward_passes} forward passes, {res.seconds:.1f} s")
-    for label, v in res.top(5):
-        print(f"  {label:<24} {v:+.4f}")
+    _print_top(res)
     return 0
+
+
+# metrics whose value is the patched metric itself (not a change): rank by the shift from the unpatched run
+_RAW_METRICS = ("logit_diff", "prob")
+
+
+def _print_top(res: object, k: int = 5) -> None:
+    from interp.patching import PatchResult
+
+    assert isinstance(res, PatchResult)
+    base = res.baseline.get("base")
+    if res.metric in _RAW_METRICS and base is not None:
+        shifted = PatchResult(**{**res.__dict__, "effects": res.effects - base})
+        print(f"  largest shifts from the unpatched {res.metric} {base:+.4f}:")
+        for label, v in shifted.top(k):
+            print(f"  {label:<24} {base + v:+.4f}  ({v:+.4f})")
+        return
+    for label, v in res.top(k):
+        print(f"  {label:<24} {v:+.4f}")

@@ -20,12 +20,24 @@ __all__ = [
     "TASK_FAMILIES",
 ]
 
-TASK_FAMILIES = ("arith",)
+TASK_FAMILIES = ("arith", "ioi", "induction")
 
 
-def parse_task(spec: str, **overrides: Any) -> ArithTask:
-    """Build a task from a command-line spec (``arith``, ``arith:+``, ``arith:+-``, ``arith:+:0-99``)."""
+def parse_task(spec: str, **overrides: Any) -> Any:
+    """Build a task from a command-line spec.
+
+    ``arith``, ``arith:+``, ``arith:+-``, ``arith:+:0-99`` -> :class:`ArithTask`; ``ioi`` -> ``IOITask``;
+    ``induction`` -> ``InductionTask`` (the latter two are imported lazily).
+    """
     family = spec.split(":", 1)[0]
     if family == "arith":
         return ArithTask.from_spec(spec, **overrides)
+    if family == "ioi":
+        from interp.tasks.ioi import IOITask
+
+        return IOITask.from_spec(spec, **overrides)
+    if family == "induction":
+        from interp.tasks.induction import InductionTask
+
+        return InductionTask.from_spec(spec, **overrides)
     raise TaskError(f"unknown task family {family!r} in {spec!r}; valid: {', '.join(TASK_FAMILIES)} (e.g. arith:+-)")

@@ -63,6 +63,14 @@ class InductionTask:
         return f"induction:{self.seq_len}:{self.n_prompts}"
 
     def _pool(self, model: Any) -> Tensor:
+        n_ctx = int(getattr(model.cfg, "n_ctx", 0) or 0)
+        length = int(self.prepend_bos) + 2 * self.seq_len
+        if n_ctx and length > n_ctx:
+            raise TaskError(
+                f"induction sequences of {length} tokens (BOS + 2 x seq_len={self.seq_len}) exceed the model's "
+                f"context of {n_ctx} tokens; use seq_len <= {(n_ctx - int(self.prepend_bos)) // 2} "
+                f"(e.g. induction:{max(2, (n_ctx - int(self.prepend_bos)) // 2)})"
+            )
         d_vocab = int(model.cfg.d_vocab)
         lo, hi = self.token_range or (0, d_vocab)
         if not 0 <= lo < hi <= d_vocab:

@@ -137,10 +137,18 @@ class IOITask:
         ids = tok([" " + n for n in self.names], add_special_tokens=False)["input_ids"]
         unk = getattr(tok, "unk_token_id", None)
         bad = {n: tok.convert_ids_to_tokens(i) for n, i in zip(self.names, ids) if len(i) != 1 or i[0] == unk}
+        if bad and len(bad) == len(self.names):
+            raise TaskError(
+                "none of the IOI names is a single token for this model's tokenizer (e.g. "
+                f"{self.names[0]!r} -> {bad[self.names[0]]}); IOI needs a model with a word vocabulary such as "
+                "smollm2-135m (toy-arith only knows numbers and operators)"
+            )
         if bad:
+            shown = list(bad.items())[:5]
             raise TaskError(
                 f"IOI names must be single tokens (with a leading space) for this tokenizer; these are not: "
-                f"{', '.join(bad)} (tokenized as {'; '.join(f'{n}: {t}' for n, t in bad.items())}). "
+                f"{', '.join(bad)} (tokenized as {'; '.join(f'{n}: {t}' for n, t in shown)}"
+                f"{'; ...' if len(bad) > 5 else ''}). "
                 "Pass other names, e.g. IOITask(names=(...))"
             )
         out = {n: i[0] for n, i in zip(self.names, ids)}

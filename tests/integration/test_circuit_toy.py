@@ -56,9 +56,8 @@ def test_attribution_agrees_with_exact_patching_on_neurons(setup):
 
 
 def test_cli_writes_the_circuit_json(tmp_path, capsys):
-    from interp.cli import COMMANDS, main
+    from interp.cli import main
 
-    COMMANDS.setdefault("circuit", "interp.cli.circuit_cmd")
     out = tmp_path / "circuit.json"
     rc = main(["circuit", "--model", "toy-arith", "--task", "arith:+", "--out", str(out), "--seeds", "42",
                "--n-per-op", "30", "--n-eval", "30", "--operand-max", "49"])

@@ -158,9 +158,8 @@ def test_bad_input(toy, task, mean):
 
 
 def test_cli_rejects_bad_target_before_loading(capsys):
-    from interp.cli import COMMANDS, main
+    from interp.cli import main
 
-    COMMANDS.setdefault("circuit", "interp.cli.circuit_cmd")
     rc = main(["circuit", "--model", "no-such-model", "--out", "x.json", "--target", "1.2"])
     assert rc == 2 and "(0, 1]" in capsys.readouterr().err
     with pytest.raises(SystemExit):

@@ -219,9 +219,8 @@ def test_model_without_tokenizer_needs_token_strings(model):
 
 @pytest.mark.integration
 def test_concepts_cli_on_toy_arith(tmp_path, capsys):
-    from interp.cli import COMMANDS, main
+    from interp.cli import main
 
-    COMMANDS.setdefault("concepts", "interp.cli.concepts_cmd")
     lex = tmp_path / "lex.json"
     teens = {"question": "Teens?", "tokens": [str(i) for i in range(10, 20)]}
     lex.write_text(json.dumps({"concepts": {"teens": teens}}))

@@ -271,9 +271,8 @@ def test_cot_cli(llama, tmp_path, monkeypatch, capsys):
     import json
 
     import interp.cli.cot_cmd as cot_cmd
-    from interp.cli import COMMANDS, main
+    from interp.cli import main
 
-    COMMANDS.setdefault("cot", "interp.cli.cot_cmd")
     monkeypatch.setattr(cot_cmd, "load", lambda args: llama)
     out = tmp_path / "cot.json"
     assert main(["cot", "--model", "tiny", "--out", str(out), "--variants", "no_cot,equation_only",

@@ -88,8 +88,8 @@ def test_logit_diff_metric_is_io_minus_s(model):
     ld = ioi_logit_diff(model, pairs.clean_tokens, pairs.clean_answers, pairs.corrupt_answers)
     logits = model(pairs.clean_tokens)[:, -1]
     for i in range(pairs.n):
-        assert ld[i] == pytest.approx(float((logits[i, pairs.clean_answers[i]] - logits[i, pairs.corrupt_answers[i]]).detach()),
-                                      abs=1e-5)
+        want = (logits[i, pairs.clean_answers[i]] - logits[i, pairs.corrupt_answers[i]]).detach()
+        assert ld[i] == pytest.approx(float(want), abs=1e-5)
     from interp.metrics import MetricContext, make_metric
 
     fn = make_metric("logit_diff", MetricContext(logits, logits, pairs.clean_answers, pairs.corrupt_answers))
@@ -184,7 +184,10 @@ def test_induction_without_tokenizer_and_pairs():
     with pytest.raises(TaskError, match="seq_len"):
         InductionTask(seq_len=1)
     with pytest.raises(TaskError, match="usable token ids"):
-        InductionTask(seq_len=60, prepend_bos=False).tokens(m)
+        InductionTask(seq_len=10, prepend_bos=False, token_range=(0, 5)).tokens(m)
+    with pytest.raises(TaskError, match=r"exceed the model's context of 24 tokens; use seq_len <= 12"):
+        InductionTask(seq_len=13, prepend_bos=False).tokens(m)
+    assert InductionTask(seq_len=12, n_prompts=2, prepend_bos=False).tokens(m).shape == (2, 24)
 
 
 def test_task_objects_quack_like_arith_for_the_cli():

@@ -26,10 +26,8 @@ def run_dir(tmp_path_factory):
 
 
 def _cli(argv):
-    from interp.cli import COMMANDS, main
+    from interp.cli import main
 
-    COMMANDS.setdefault("neurons", "interp.cli.neurons_cmd")
-    COMMANDS.setdefault("dynamics", "interp.cli.dynamics_cmd")
     return main(argv)
 
 

@@ -15,9 +15,22 @@ def test_spec_parsing():
     t = parse_task("arith:+-:3-20")
     assert (t.operators, t.lo, t.hi) == (("+", "-"), 3, 20)
     assert parse_task("arith:*").name == "arith:*:0-99"
-    for bad in ("arith:+:9-x", "arith:%", "ioix", "arith:+:1-2:3", "arith:++"):
-        with pytest.raises(TaskError):
+    for bad in ("arith:+:9-x", "arith:%", "ioix", "arith:+:1-2:3", "arith:++", "ioi:x", "ioi:8:nope",
+                "induction:a", "induction:5:6:7"):
+        with pytest.raises((TaskError, KeyError)):  # KeyError: UnknownNameError (a bad operator or corruption)
             parse_task(bad)
+
+
+def test_spec_parsing_other_families():
+    from interp.tasks.induction import InductionTask
+    from interp.tasks.ioi import IOITask
+
+    ioi = parse_task("ioi:24:swap")
+    assert isinstance(ioi, IOITask) and (ioi.n_prompts, ioi.corruption) == (24, "swap")
+    ind = parse_task("induction:7:9")
+    assert isinstance(ind, InductionTask) and (ind.seq_len, ind.n_prompts) == (7, 9)
+    with pytest.raises(TaskError, match="arithmetic tasks only"):
+        parse_task("ioi", prefix="Q: ")
 
 
 def test_legal_grid_follows_paper_rules():
