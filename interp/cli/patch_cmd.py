@@ -21,7 +21,9 @@ def register(sub: Any, name: str) -> None:
     p.add_argument("--direction", default="noising", choices=("noising", "denoising"),
                    help="noising: run clean, patch in corrupt (paper, default); denoising: the reverse")
     p.add_argument("--max-rows", type=int, default=4096, help="rows per forward pass")
-    p.add_argument("--max-memory", default="1GB", help="memory budget of one engine pass, e.g. 512MB, 2GB")
+    p.add_argument("--max-memory", default="auto",
+                   help="memory budget of a sweep's caches plus one pass, e.g. 512MB, 2GB; "
+                        "auto (default): 40%% of the memory free now, at least 1GB")
     p.add_argument("--engine", default="auto", choices=("auto", "cone", "full"),
                    help="cone: recompute only what a patch can change (default when supported); full: full passes")
     p.add_argument("--out", "-o", required=True, help="output JSON path")

@@ -208,6 +208,13 @@ def _answer_columns(sw: _Sweep) -> tuple[Tensor, MetricContext] | None:
     return cols, small
 
 
+def _model_device(model: Any) -> torch.device:
+    try:
+        return next(model.parameters()).device
+    except (StopIteration, AttributeError, TypeError):
+        return torch.device("cpu")
+
+
 def _too_small(budget: int, fixed: int, one: int, batch: int) -> ShapeError:
     return ShapeError(
         f"max_memory={format_bytes(budget)} is too small for one patch: the sweep's caches take "
@@ -305,7 +312,7 @@ def patch(
     max_rows: int | None = 4096,
     progress: bool = True,
     model_name: str = "",
-    max_memory: int | str = "1GB",
+    max_memory: int | str = "auto",
     engine: str = "auto",
 ) -> PatchResult:
     """Exact activation patching of every index of ``site`` (heads, mlps, resid, attn_out, mlp_out, neurons).
@@ -316,7 +323,8 @@ def patch(
     ``engine="auto"`` (default) recomputes only the cone a patch can change (`interp.patching.engine`) and falls
     back to full forward passes for architectures the cone engine does not handle; ``"cone"`` requires the cone
     engine (raises `Unsupported` otherwise), ``"full"`` always runs full passes. Both give the same numbers.
-    ``max_memory`` (bytes or e.g. ``"2GB"``) bounds the sweep's caches plus one pass's working memory;
+    ``max_memory`` (bytes or e.g. ``"2GB"``) bounds the sweep's caches plus one pass's working memory; the
+    default ``"auto"`` is 40% of the memory free on the model's device when the sweep starts, at least 1 GB;
     ``max_rows`` bounds the rows (variants x prompts) of one pass. ``neurons`` is a list of neuron indices for
     every layer, or ``{layer: [neurons]}`` with lists of equal length (e.g. `top_neurons_per_layer` of a
     previous sweep), which gives axes ``layer, pos, rank`` and the neuron ids in ``meta["neurons"]``.
@@ -353,7 +361,7 @@ def patch(
     batch = pairs.n
     if max_rows is not None and batch > max_rows:
         raise ShapeError(f"max_rows={max_rows} is smaller than one patch of {batch} prompts; raise it to >= {batch}")
-    budget = parse_bytes(max_memory)
+    budget = parse_bytes(max_memory, device=_model_device(model))
 
     cone: ConeEngine | None = None
     note = ""

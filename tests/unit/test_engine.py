@@ -250,6 +250,7 @@ def test_bad_input(tiny):
         patch(tiny, pairs, site="heads", engine="full", max_memory="1KB", progress=False)
     with pytest.raises(ShapeError, match="not a size"):
         patch(tiny, pairs, site="heads", max_memory="lots", progress=False)
+
     with pytest.raises(UnknownNameError, match="valid: .*heads"):
         patch(tiny, pairs, site="head_z", progress=False)
     with pytest.raises(UnknownNameError, match="engine"):
@@ -273,3 +274,15 @@ def test_a_variant_does_not_depend_on_what_shares_its_batch(tiny):
                      progress=False, max_memory="2MB")
         torch.testing.assert_close(torch.tensor(part.effects[0, 0]), torch.tensor(whole.effects[lyr, 0, idx]),
                                    rtol=1e-6, atol=0)
+
+
+def test_auto_budget_is_a_fraction_of_free_memory(monkeypatch):
+    from interp.patching import engine as eng
+
+    monkeypatch.setattr(eng, "available_bytes", lambda device="cpu": 10 * 10**9)
+    assert eng.parse_bytes("auto") == 4 * 10**9
+    monkeypatch.setattr(eng, "available_bytes", lambda device="cpu": 10**9)
+    assert eng.parse_bytes("auto") == eng.AUTO_MIN_BYTES  # never below 1 GB
+    monkeypatch.setattr(eng, "available_bytes", lambda device="cpu": None)
+    assert eng.parse_bytes(" AUTO ") == eng.AUTO_MIN_BYTES
+    assert eng.parse_bytes("2GB") == 2 * 10**9
