@@ -111,13 +111,16 @@ def mean_cache(
 
     Returns ``{hook_name: mean}`` with ``mean`` of shape ``[pos, ...]`` (``[pos head_index d_head]`` for heads,
     ``[pos d_mlp]`` for MLPs and neurons). ``operand_max`` shrinks the grid for large models (the paper uses
-    operands 0-299, 360k strings). ``tokens`` overrides the grid with any ``[batch pos]`` token set.
+    operands 0-299, 360k strings). ``tokens`` overrides the grid with any ``[batch pos]`` token set. Tasks with a
+    ``mean_ablation_tokens(model)`` method (IOI: the ABC prompts; induction: fresh random sequences) supply their own.
     """
     names = sorted({hook_name(k, layer) for k in kinds for layer in range(int(model.cfg.n_layers))})
     for k in kinds:
         check_site_exists(model, site_kind(k))
     if tokens is None:
-        tokens = mean_cache_tokens(task, model, operand_max=operand_max, seq_len=seq_len)
+        own = getattr(task, "mean_ablation_tokens", None)  # tasks other than arithmetic define their reference set
+        tokens = own(model) if own is not None else mean_cache_tokens(task, model, operand_max=operand_max,
+                                                                      seq_len=seq_len)
     if tokens.ndim != 2 or tokens.shape[0] == 0:
         raise ShapeError(f"mean-cache tokens must be a non-empty [batch pos] tensor; got {tuple(tokens.shape)}")
     sums: dict[str, Tensor] = {}

@@ -142,10 +142,20 @@ class ComponentEffects:
         return plot_effects(self, title=title)
 
 
+def check_operator(task: Any, operator: str | None) -> None:
+    """``operator`` must be None or one of the task's operators (tasks without operators, e.g. IOI, take None)."""
+    if operator is None:
+        return
+    ops = tuple(getattr(task, "operators", ()) or ())
+    if not ops:
+        raise TaskError(f"task {task.name} has no operators; leave operator unset (got {operator!r})")
+    if operator not in ops:
+        raise TaskError(f"operator {operator!r} is not in task {task.name} (operators: {' '.join(ops)})")
+
+
 def discovery_pairs(model: Any, task: Any, *, operator: str | None, n_per_op: int, seed: int, corrupt_from: str) -> Any:
     """Discovery-split pairs (clean prompts of ``operator``, or all operators when None; corrupt from the task)."""
-    if operator is not None and operator not in task.operators:
-        raise TaskError(f"operator {operator!r} is not in task {task.name} (operators: {' '.join(task.operators)})")
+    check_operator(task, operator)
     pairs = task.pairs(model, n_per_op=n_per_op, seed=seed, corrupt_from=corrupt_from, split="discovery")
     return pairs if operator is None else pairs.by_group()[operator]
 

@@ -30,8 +30,8 @@ from interp.ablation import (
     check_ablation,
     mean_cache,
 )
-from interp.circuits.effects import DEFAULT_SEEDS, METHODS, ComponentEffects, component_effects
-from interp.errors import TaskError, unknown
+from interp.circuits.effects import DEFAULT_SEEDS, METHODS, ComponentEffects, check_operator, component_effects
+from interp.errors import unknown
 from interp.tasks.base import PromptPairs
 
 __all__ = ["find_circuit", "find_circuits", "evaluation_pairs", "sweep", "RANKS"]
@@ -65,8 +65,7 @@ def evaluation_pairs(
     """
     if n_eval < 1:
         raise CircuitError(f"the evaluation set is empty (n_eval={n_eval}); faithfulness needs held-out prompts")
-    if operator is not None and operator not in task.operators:
-        raise TaskError(f"operator {operator!r} is not in task {task.name} (operators: {' '.join(task.operators)})")
+    check_operator(task, operator)
     m = max(int(n_eval), int(n_discovery))
     pairs = task.pairs(model, n_per_op=m, seed=seed, corrupt_from=corrupt_from, split="evaluation")
     keep, count = [], {}
@@ -270,7 +269,7 @@ def find_circuits(
     **kwargs: Any,
 ) -> dict[str, Circuit]:
     """One circuit per operator (the paper's setting), sharing one mean cache; kwargs go to `find_circuit`."""
-    ops = list(task.operators if operators is None else operators)
+    ops = list(getattr(task, "operators", ()) if operators is None else operators)
     mean = kwargs.pop("mean", None)
     ablations = {kwargs.get("ablation", "mean"), *kwargs.get("sensitivity", ABLATIONS)}
     if mean is None and "mean" in ablations:

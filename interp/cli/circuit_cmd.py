@@ -69,7 +69,7 @@ def run(args: argparse.Namespace) -> int:
     pooled = find_circuit(model, task, mean=mean, **kw)
     out = pooled.to_dict()
     per_op = {}
-    if len(task.operators) > 1 and not args.no_per_operator:
+    if len(getattr(task, "operators", ())) > 1 and not args.no_per_operator:
         per_op = {op: find_circuit(model, task, operator=op, mean=mean, **kw) for op in task.operators}
         out["per_operator"] = {op: c.to_dict() for op, c in per_op.items()}
     out["seconds"] = time.time() - t0

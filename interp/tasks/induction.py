@@ -121,6 +121,11 @@ class InductionTask:
         return {"first_copy": float(first.mean()), "second_copy": float(second.mean()),
                 "induction_gain": float(first.mean() - second.mean())}
 
+    def mean_ablation_tokens(self, model: Any) -> Tensor:
+        """``[n pos]`` reference prompts of mean ablation: clean and corrupt prompts of both splits."""
+        parts = [self.pairs(model, split=sp) for sp in ("discovery", "evaluation")]
+        return torch.cat([t for p in parts for t in (p.clean_tokens, p.corrupt_tokens)])
+
     def pairs(self, model: Any, *, n_per_op: int | None = None, seed: int = 0, corrupt_from: str = "all",
               split: str = "discovery") -> PromptPairs:
         """Clean ``[BOS] A A[:m]`` vs corrupt ``[BOS] A' A[:m]`` (``A'[m] != A[m]``), ``m = seq_len // 2``.

@@ -20,6 +20,7 @@ prompt of a task has the same length and the same positions (``A``, ``B``, ``S2`
 
 from __future__ import annotations
 
+import dataclasses
 import random
 import re
 from collections import Counter
@@ -67,6 +68,9 @@ class IOIPrompt:
     @property
     def answer_token(self) -> int:
         return self.io_token
+
+
+SPLITS = ("all", "discovery", "evaluation")
 
 
 @dataclass(frozen=True)
@@ -167,12 +171,24 @@ class IOITask:
         return text + template[pos:], spans
 
     def _draw(self) -> list[tuple[int, str, str, str, str]]:
-        """(template, order, io, s, c) for every clean prompt, seeded; orders alternate."""
+        """(template, order, io, s, c) for every clean prompt, seeded; orders alternate; no clean prompt twice
+        (so the discovery and evaluation halves never share a prompt)."""
+        n = int(self.n_prompts)
+        per_order = len(self.templates) * len(self.names) * (len(self.names) - 1)
+        if n > per_order * len(self.orders):
+            raise TaskError(f"n_prompts={n} exceeds the {per_order * len(self.orders)} distinct IOI prompts of "
+                            f"{len(self.templates)} templates and {len(self.names)} names; add names or templates")
         rng = random.Random(self.seed)
-        out = []
-        for i in range(int(self.n_prompts)):
-            io, s, c = rng.sample(list(self.names), 3)
-            out.append((rng.randrange(len(self.templates)), self.orders[i % len(self.orders)], io, s, c))
+        out, seen = [], set()
+        for i in range(n):
+            order = self.orders[i % len(self.orders)]
+            while True:
+                io, s, c = rng.sample(list(self.names), 3)
+                t = rng.randrange(len(self.templates))
+                if (t, order, io, s) not in seen:
+                    break
+            seen.add((t, order, io, s))
+            out.append((t, order, io, s, c))
         return out
 
     def _encode(self, model: Any, items: list[tuple[int, str, str, str]]) -> list[tuple[list[int], tuple[str, ...]]]:
@@ -248,15 +264,17 @@ class IOITask:
         return text or f"t{j}"
 
     def pairs(self, model: Any, *, n_per_op: int | None = None, seed: int = 0, corrupt_from: str = "all",
-              split: str = "discovery") -> PromptPairs:
+              split: str = "all") -> PromptPairs:
         """Clean/corrupt `PromptPairs` (groups: ABBA/BABA). ``n_per_op`` caps the number of pairs per order;
-        ``seed``, ``corrupt_from`` and ``split`` exist for signature compatibility with `ArithTask.pairs`
-        (``split="evaluation"`` takes the second half of the prompts)."""
-        if split not in ("discovery", "evaluation"):
-            raise unknown("split", split, ("discovery", "evaluation"))
+        ``seed`` and ``corrupt_from`` exist for signature compatibility with `ArithTask.pairs`. ``split``: ``"all"``
+        (default) every prompt, ``"discovery"`` the first half, ``"evaluation"`` the second half (disjoint)."""
+        if split not in SPLITS:
+            raise unknown("split", split, SPLITS)
         clean, corrupt, labels = self._build(model)
         idx = list(range(len(clean)))
-        if split == "evaluation":
+        if split == "discovery":
+            idx = idx[: len(idx) // 2]
+        elif split == "evaluation":
             idx = idx[len(idx) // 2 :]
         if n_per_op is not None:
             per: Counter[str] = Counter()
@@ -279,6 +297,12 @@ class IOITask:
             corrupt=tuple(corrupt[i] for i in idx),
             groups=tuple(clean[i].order for i in idx),
         )
+
+    def mean_ablation_tokens(self, model: Any) -> torch.Tensor:
+        """``[n pos]`` reference prompts of mean ablation: the ABC prompts (a third name replaces S2) of every
+        drawn prompt, both splits, as in Wang et al. (2022). Same length as the clean prompts."""
+        abc = self if self.corruption == "abc" else dataclasses.replace(self, corruption="abc", _cache={})
+        return torch.tensor([p.tokens for p in abc._build(model)[1]])
 
     @torch.inference_mode()
     def logit_diff(self, model: Any) -> dict[str, float]:

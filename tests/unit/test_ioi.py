@@ -112,7 +112,13 @@ def test_n_per_op_split_and_spec(model):
     capped = t.pairs(model, n_per_op=2)
     assert capped.n == 4 and sorted(capped.groups) == ["ABBA", "ABBA", "BABA", "BABA"]
     ev = t.pairs(model, split="evaluation")
-    assert ev.n == t.pairs(model).n - t.pairs(model).n // 2
+    disc = t.pairs(model, split="discovery")
+    assert ev.n == t.pairs(model).n - t.pairs(model).n // 2 and disc.n == t.pairs(model).n // 2
+    assert not {p.text for p in ev.clean} & {p.text for p in disc.clean}  # disjoint halves
+    texts = [p.text for p in task(n_prompts=40).pairs(model).clean]
+    assert len(texts) == len(set(texts))  # no clean prompt drawn twice
+    with pytest.raises(TaskError, match="distinct IOI prompts"):
+        task(n_prompts=1000).pairs(model)
     spec = IOITask.from_spec("ioi:40:swap", number_mode="auto", prefix="")
     assert (spec.n_prompts, spec.corruption, spec.name) == (40, "swap", "ioi:40:swap")
 
@@ -196,3 +202,33 @@ def test_task_objects_quack_like_arith_for_the_cli():
     assert InductionTask.from_spec("induction:10:8").n_prompts == 8
     ns = types.SimpleNamespace(tokenizer=None)
     assert ns.tokenizer is None
+
+
+@pytest.fixture(scope="module")
+def word_bridge(word_tokenizer):
+    b = tiny_bridge(d_vocab=len(WORDS), n_ctx=20)
+    b.tokenizer = word_tokenizer
+    return b
+
+
+def test_circuit_search_runs_on_ioi_with_abc_mean_ablation(word_bridge):
+    from interp.ablation import mean_cache
+    from interp.circuits.search import find_circuit
+    from interp.sites import hook_name
+
+    t = task(n_prompts=24)
+    ref = t.mean_ablation_tokens(word_bridge)
+    assert torch.equal(ref, t.pairs(word_bridge).corrupt_tokens)  # abc corruption: the ABC prompts themselves
+    swap = task(n_prompts=24, corruption="swap")
+    assert torch.equal(swap.mean_ablation_tokens(word_bridge), ref)  # the reference set does not follow corruption
+    mean = mean_cache(word_bridge, t)
+    _, cache = word_bridge.run_with_cache(ref)
+    name = hook_name("head", 1)
+    torch.testing.assert_close(mean[name], cache[name].double().mean(0).float())
+
+    c = find_circuit(word_bridge, t, metric="logit_diff_change", seeds=(0,), n_per_op=6, n_eval=6)
+    assert c.curve[-1]["n_heads"] == 3 * 4
+    assert c.curve[-1]["faithfulness"] == pytest.approx(1.0, abs=1e-5)  # every head kept = the clean run
+    assert c.meta["n_eval"] == t.pairs(word_bridge, split="evaluation", n_per_op=6).n
+    with pytest.raises(TaskError, match="has no operators"):
+        find_circuit(word_bridge, t, operator="+", seeds=(0,), n_per_op=6, n_eval=6)
