@@ -35,37 +35,12 @@ from torch import Tensor
 from interp.errors import ShapeError, unknown
 from interp.metrics import METRICS, MetricContext, make_metric, metric_unpatched_values
 from interp.patching import DIRECTIONS, PatchResult, resolve_positions
-from interp.sites import CLI_SITES, SWEEP_AXES, check_site_exists, hook_name, site_kind
+from interp.sites import CLI_SITES, SWEEP_AXES, check_site_exists, hook_name, resolve_layers, site_kind, site_units
 from interp.tasks.base import PromptPairs
 
 _UPSTREAM = "hook_embed"
 
 __all__ = ["Agreement", "agreement", "attribution_patch", "attribution_scores", "spearman"]
-
-
-def _layers(model: Any, layers: Sequence[int] | None) -> list[int]:
-    n_layers = int(model.cfg.n_layers)
-    out = list(range(n_layers)) if layers is None else sorted({int(x) for x in layers})
-    for lyr in out:
-        if not 0 <= lyr < n_layers:
-            raise ShapeError(f"layer {lyr} is out of range; the model has layers 0..{n_layers - 1}")
-    if not out:
-        raise ShapeError("no layers given")
-    return out
-
-
-def _units(model: Any, kind: str, neurons: Sequence[int] | None) -> list[int] | None:
-    if kind == "head":
-        return list(range(int(model.cfg.n_heads)))
-    if kind == "neuron":
-        d_mlp = int(model.cfg.d_mlp)
-        if neurons is None:
-            return list(range(d_mlp))
-        bad = [n for n in neurons if not 0 <= int(n) < d_mlp]
-        if bad:
-            raise ShapeError(f"neurons {bad[:5]} are out of range; d_mlp is {d_mlp}")
-        return [int(n) for n in neurons]
-    return None
 
 
 def _scores_and_base(
@@ -166,8 +141,9 @@ def attribution_scores(
     """
     kind, pairs = _prepare(model, pairs, site, metric, direction)
     scores, _, _ = _scores_and_base(
-        model, pairs, kind=kind, metric=metric, layer_list=_layers(model, layers),
-        pos_list=resolve_positions(positions, pairs.seq_len), units=_units(model, kind, neurons), batch_size=batch_size,
+        model, pairs, kind=kind, metric=metric, layer_list=resolve_layers(model, layers),
+        pos_list=resolve_positions(positions, pairs.seq_len), units=site_units(model, kind, neurons),
+        batch_size=batch_size,
     )
     return scores
 
@@ -193,9 +169,9 @@ def attribution_patch(
     """
     t0 = time.time()
     kind, pairs = _prepare(model, pairs, site, metric, direction)
-    layer_list = _layers(model, layers)
+    layer_list = resolve_layers(model, layers)
     pos_list = resolve_positions(positions, pairs.seq_len)
-    units = _units(model, kind, neurons)
+    units = site_units(model, kind, neurons)
     scores, base_vals, n_fwd = _scores_and_base(
         model, pairs, kind=kind, metric=metric, layer_list=layer_list, pos_list=pos_list, units=units,
         batch_size=batch_size,

@@ -11,9 +11,9 @@ tokens, no MLP) they return a short section saying why instead of failing the re
 
 from __future__ import annotations
 
-import html
 from typing import Any
 
+from interp._html import esc, table
 from interp.errors import InterpError
 from interp.report import ReportContext, Section
 
@@ -26,16 +26,6 @@ AGREEMENT_TEXTS = (
 )
 
 
-def _esc(s: Any) -> str:
-    return html.escape(str(s))
-
-
-def _table(rows: list[list[Any]], header: list[str]) -> str:
-    head = "".join(f"<th>{_esc(h)}</th>" for h in header)
-    body = "".join("<tr>" + "".join(f"<td>{_esc(c)}</td>" for c in r) + "</tr>" for r in rows)
-    return f"<table><thead><tr>{head}</tr></thead><tbody>{body}</tbody></table>"
-
-
 def concepts_section(model: Any, ctx: ReportContext) -> Section:
     """Concept neurons per concept, where they sit, and examples of their top projected tokens."""
     from interp.concepts import find_concept_neurons
@@ -44,7 +34,7 @@ def concepts_section(model: Any, ctx: ReportContext) -> Section:
     try:
         res = find_concept_neurons(model, progress=ctx.progress)
     except InterpError as e:
-        return Section(title, [f"Not available for this model: {_esc(e)}"])
+        return Section(title, [f"Not available for this model: {esc(e)}"])
     ctx.results["concepts"] = res
     rows = []
     for c, v in res.concepts.items():
@@ -58,7 +48,7 @@ def concepts_section(model: Any, ctx: ReportContext) -> Section:
         f"lexicon (Rai &amp; Yao 2024; no LLM judge here). {res.n_scanned:,} neurons of layers {res.layers[0]}-"
         f"{res.layers[-1]} were scanned in {res.seconds:.0f} s (layers {list(res.skip_layers)} skipped, the paper's "
         "share of early layers).",
-        _table(rows, ["concept", "neurons", "layers", "examples (top projected tokens)"]),
+        table(rows, ["concept", "neurons", "layers", "examples (top projected tokens)"]),
         "A lexicon match is weak evidence: single-character tokens such as <code>-</code>, <code>x</code> or "
         "<code>/</code> are common in code and text, so counts for subtract/multiply/division include neurons about "
         "hyphens, variables or paths. The paper confirmed candidates with GPT-4; the API takes any judge "
@@ -80,7 +70,7 @@ def ioi_section(model: Any, ctx: ReportContext) -> Section:
         pairs = task.pairs(model)
         ld = task.logit_diff(model)
     except InterpError as e:
-        return Section(title, [f"IOI is not available for this model: {_esc(e)}"])
+        return Section(title, [f"IOI is not available for this model: {esc(e)}"])
     positions = [pairs.position_labels.index("S2"), pairs.seq_len - 1]
     if ctx.quick:
         positions = positions[-1:]
@@ -89,7 +79,7 @@ def ioi_section(model: Any, ctx: ReportContext) -> Section:
     ctx.results["ioi"] = {"logit_diff": ld, "heads": res}
     top = res.top(8)
     p = [
-        f"Prompts such as <i>{_esc(pairs.clean[0].text)}</i> → <code>{_esc(pairs.clean[0].io)}</code>. "
+        f"Prompts such as <i>{esc(pairs.clean[0].text)}</i> → <code>{esc(pairs.clean[0].io)}</code>. "
         f"On {ld['n_prompts']} prompts (ABBA and BABA) the logit difference logit(IO) − logit(S) is "
         f"<b>{ld['clean']:.2f}</b>; IO beats S on {100 * ld['io_beats_s']:.0f}% and is the top token on "
         f"{100 * ld['io_top1']:.0f}%. On the corrupt prompts (S2 replaced by a third name, the ABC distribution) it "
@@ -97,7 +87,7 @@ def ioi_section(model: Any, ctx: ReportContext) -> Section:
         "Heads that carry it: exact activation patching of each head's output (<code>hook_z</code>) from the corrupt "
         f"into the clean run, at the {'final position' if ctx.quick else 'S2 and final positions'}; the effect is "
         "the change of the logit difference (negative: the head's clean output supports IO).",
-        _table([[lab, f"{v:+.3f}"] for lab, v in top], ["head @ position", "Δ logit diff"]),
+        table([[lab, f"{v:+.3f}"] for lab, v in top], ["head @ position", "Δ logit diff"]),
     ]
     figs = [res.plot(title="Δ IO−S logit difference when one head is patched (noising)")]
     try:
@@ -107,7 +97,7 @@ def ioi_section(model: Any, ctx: ReportContext) -> Section:
         p.append("Attention-head classes on repeated random token sequences (targeted score: attention on the "
                  "target keys, averaged over the query positions that have one; a head is listed at ≥ 0.4 "
                  "previous-token, ≥ 0.3 duplicate-token or induction):")
-        p.append(_table(rows, ["kind", "heads over threshold", "top heads (score)"]))
+        p.append(table(rows, ["kind", "heads over threshold", "top heads (score)"]))
         ag = agreement(model, AGREEMENT_TEXTS, k=5)
         p.append("Check against <code>transformer_lens.head_detector.detect_head</code> on the same model and texts: "
                  + "; ".join(f"{k}: max |Δ| of the reproduced score {ag.max_abs_diff[k]:.1e}, Spearman ρ "
@@ -115,7 +105,7 @@ def ioi_section(model: Any, ctx: ReportContext) -> Section:
         figs.append(hs.plot())
         ctx.results["heads"] = {"scores": hs, "agreement": ag}
     except InterpError as e:
-        p.append(f"Head classification not available: {_esc(e)}")
+        p.append(f"Head classification not available: {esc(e)}")
     return Section(title, p, figs, data={"logit_diff": ld, "top_heads": top})
 
 

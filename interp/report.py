@@ -7,7 +7,6 @@ neurons, concepts) add their own sections to `SECTIONS`.
 
 from __future__ import annotations
 
-import html
 import os
 import time
 from collections.abc import Callable
@@ -15,6 +14,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from interp._html import esc, table
 from interp._io import write_text_atomic
 
 __all__ = ["Section", "ReportContext", "build_report", "SECTIONS", "render_html"]
@@ -70,16 +70,6 @@ def default_task(model: Any) -> tuple[str, dict[str, Any]]:
     return FEW_SHOT_SPEC, {"prefix": FEW_SHOT_PREFIX}
 
 
-def _esc(s: Any) -> str:
-    return html.escape(str(s))
-
-
-def _table(rows: list[list[Any]], header: list[str]) -> str:
-    head = "".join(f"<th>{_esc(h)}</th>" for h in header)
-    body = "".join("<tr>" + "".join(f"<td>{_esc(c)}</td>" for c in r) + "</tr>" for r in rows)
-    return f"<table><thead><tr>{head}</tr></thead><tbody>{body}</tbody></table>"
-
-
 # ---------------------------------------------------------------------------------------------------- sections
 
 
@@ -91,11 +81,11 @@ def accuracy_section(model: Any, ctx: ReportContext) -> Section:
     rows = [[op, acc.n_total[op], acc.n_correct[op], f"{100 * acc.accuracy[op]:.1f}%"] for op in task.operators]
     scope = "every legal prompt of the grid" if max_prompts is None else f"a seeded sample of {max_prompts} prompts"
     p = [
-        f"Greedy accuracy of <b>{_esc(ctx.model_name)}</b> on <code>{_esc(task.name)}</code>, template "
-        f"<code>{_esc(task.template)}</code>"
-        + (f" after the few-shot prefix <code>{_esc(task.prefix)}</code>" if task.prefix else "")
+        f"Greedy accuracy of <b>{esc(ctx.model_name)}</b> on <code>{esc(task.name)}</code>, template "
+        f"<code>{esc(task.template)}</code>"
+        + (f" after the few-shot prefix <code>{esc(task.prefix)}</code>" if task.prefix else "")
         + f", over {scope} per operator. Patching below uses correct prompts only.",
-        _table(rows, ["operator", "prompts", "correct", "accuracy"]),
+        table(rows, ["operator", "prompts", "correct", "accuracy"]),
     ]
     return Section("Accuracy", p, data={"accuracy": acc.to_dict()})
 
@@ -140,7 +130,7 @@ def patching_section(model: Any, ctx: ReportContext) -> Section:
         top_m = ", ".join(f"{lab} ({v:.3g})" for lab, v in mlps.top(3))
         summary_rows.append([op, sub.n, top_m, top_h])
     ctx.results["patching"] = per_op
-    sec.paragraphs.append(_table(summary_rows, ["operator", "prompts", "top MLP sites", "top head sites"]))
+    sec.paragraphs.append(table(summary_rows, ["operator", "prompts", "top MLP sites", "top head sites"]))
     sec.paragraphs.append(_summary_text(per_op))
     return sec
 
@@ -158,8 +148,8 @@ def _summary_text(per_op: dict[str, dict[str, Any]]) -> str:
         li, pi = np.unravel_index(int(np.argmax(m.effects)), m.effects.shape)
         n_big_heads = int((head_last > 0.1 * max(head_max, 1e-9)).sum())
         lines.append(
-            f"<li><b>{_esc(op)}</b>: strongest MLP site {_esc(m.labels['layer'][li])} at position "
-            f"{_esc(m.labels['pos'][pi])} (IE {mlp_max:.3g}); strongest head site IE {head_max:.3g}; "
+            f"<li><b>{esc(op)}</b>: strongest MLP site {esc(m.labels['layer'][li])} at position "
+            f"{esc(m.labels['pos'][pi])} (IE {mlp_max:.3g}); strongest head site IE {head_max:.3g}; "
             f"{n_big_heads} of {head_last.size} heads at the last position reach 10% of the strongest head effect.</li>"
         )
     ratio = [
@@ -225,11 +215,11 @@ th{background:#f4f4f4} code{background:#f4f4f4;padding:0 .2em} .meta{color:#666;
 
 def render_html(title: str, sections: list[Section], meta: str = "") -> str:
     """Render sections as one self-contained HTML page (plotly.js embedded once)."""
-    parts = [f"<!DOCTYPE html><html><head><meta charset='utf-8'><title>{_esc(title)}</title>",
-             f"<style>{_CSS}</style></head><body><h1>{_esc(title)}</h1><p class='meta'>{meta}</p>"]
+    parts = [f"<!DOCTYPE html><html><head><meta charset='utf-8'><title>{esc(title)}</title>",
+             f"<style>{_CSS}</style></head><body><h1>{esc(title)}</h1><p class='meta'>{meta}</p>"]
     first = True
     for sec in sections:
-        parts.append(f"<h2>{_esc(sec.title)}</h2>")
+        parts.append(f"<h2>{esc(sec.title)}</h2>")
         parts.extend(p if p.lstrip().startswith("<") else f"<p>{p}</p>" for p in sec.paragraphs)
         for fig in sec.figures:
             parts.append(fig.to_html(full_html=False, include_plotlyjs=True if first else False,
@@ -267,6 +257,6 @@ def build_report(
     if sections is None:
         sections = SECTIONS if single_token_numbers(model) else PRETRAINED_SECTIONS
     done = [fn(model, ctx) for fn in sections]
-    meta = (f"model <code>{_esc(model_name)}</code> · task <code>{_esc(task_spec)}</code> · seed {seed} · "
+    meta = (f"model <code>{esc(model_name)}</code> · task <code>{esc(task_spec)}</code> · seed {seed} · "
             f"generated by interp in {time.time() - t0:.0f} s")
     return write_text_atomic(out, render_html(f"interp report: {model_name}", done, meta))

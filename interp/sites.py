@@ -18,13 +18,15 @@ neuron     ``blocks.{l}.mlp.hook_post``   [batch pos d_mlp]             (pos, ne
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
 from interp.errors import ShapeError, unknown
 
 __all__ = [
-    "SITE_KINDS", "CLI_SITES", "SWEEP_AXES", "Site", "hook_name", "site_kind", "check_layer", "check_site_exists"
+    "SITE_KINDS", "CLI_SITES", "SWEEP_AXES", "Site", "hook_name", "site_kind", "check_layer", "check_site_exists",
+    "resolve_layers", "site_units",
 ]
 
 _HOOKS: dict[str, str] = {
@@ -78,6 +80,34 @@ def check_layer(model: Any, layer: int) -> None:
     n_layers = int(model.cfg.n_layers)
     if not 0 <= int(layer) < n_layers:
         raise ShapeError(f"layer {layer} is out of range; the model has layers 0..{n_layers - 1}")
+
+
+def resolve_layers(model: Any, layers: Sequence[int] | None) -> list[int]:
+    """Sorted distinct layers (all when None); out-of-range or empty lists raise `ShapeError`."""
+    n_layers = int(model.cfg.n_layers)
+    out = list(range(n_layers)) if layers is None else sorted({int(x) for x in layers})
+    for lyr in out:
+        if not 0 <= lyr < n_layers:
+            raise ShapeError(f"layer {lyr} is out of range; the model has layers 0..{n_layers - 1}")
+    if not out:
+        raise ShapeError("no layers given")
+    return out
+
+
+def site_units(model: Any, kind: str, neurons: Sequence[int] | None) -> list[int] | None:
+    """The unit axis of a site: every head for ``head``, the given (range-checked) or all neurons for ``neuron``,
+    None for whole-vector sites."""
+    if kind == "head":
+        return list(range(int(model.cfg.n_heads)))
+    if kind == "neuron":
+        d_mlp = int(model.cfg.d_mlp)
+        if neurons is None:
+            return list(range(d_mlp))
+        bad = [n for n in neurons if not 0 <= int(n) < d_mlp]
+        if bad:
+            raise ShapeError(f"neurons {bad[:5]} are out of range; d_mlp is {d_mlp}")
+        return [int(n) for n in neurons]
+    return None
 
 
 def check_site_exists(model: Any, kind: str) -> None:

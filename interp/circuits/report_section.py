@@ -2,20 +2,11 @@
 
 from __future__ import annotations
 
-import html
 from typing import Any
 
+from interp._html import esc, table
+
 __all__ = ["circuit_section"]
-
-
-def _esc(s: Any) -> str:
-    return html.escape(str(s))
-
-
-def _table(rows: list[list[Any]], header: list[str]) -> str:
-    head = "".join(f"<th>{_esc(h)}</th>" for h in header)
-    body = "".join("<tr>" + "".join(f"<td>{_esc(c)}</td>" for c in r) + "</tr>" for r in rows)
-    return f"<table><thead><tr>{head}</tr></thead><tbody>{body}</tbody></table>"
 
 
 def circuit_section(model: Any, ctx: Any) -> Any:
@@ -60,14 +51,14 @@ def circuit_section(model: Any, ctx: Any) -> Any:
                      f"{c.faithfulness:.3f}", *[f"{c.sensitivity.get(a, float('nan')):.3f}" for a in ABLATIONS]])
     ctx.results["circuits"] = circuits
     sec.figures.insert(0, plot_curves(circuits, title="Faithfulness against the number of heads (all MLPs kept)"))
-    sec.paragraphs.append(_table(rows, ["operator", "heads", "circuit heads", "F (mean abl.)",
+    sec.paragraphs.append(table(rows, ["operator", "heads", "circuit heads", "F (mean abl.)",
                                         *[f"F under {a}" for a in ABLATIONS]]))
     spread = {op: max(c.sensitivity.values()) - min(c.sensitivity.values()) for op, c in circuits.items()}
     worst = max(spread, key=spread.get) if spread else None
     if worst is not None:
         sec.paragraphs.append(
             f"<p><b>Ablation sensitivity.</b> The same circuit's faithfulness changes by up to "
-            f"{spread[worst]:.2f} between ablations (operator {_esc(worst)}): a faithfulness number means little "
+            f"{spread[worst]:.2f} between ablations (operator {esc(worst)}): a faithfulness number means little "
             "without the ablation it was measured under.</p>"
         )
     sec.data = {op: c.to_dict() for op, c in circuits.items()}

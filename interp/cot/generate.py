@@ -3,8 +3,10 @@
 Few-shot prompts share a long prefix (the exemplars) and differ only in the final question. With a Hugging Face
 backed bridge the prefix is run once and its KV cache reused: each batch copies it, appends left-padded questions
 (padding masked out, positions counted from the real tokens, so every row computes exactly what it would alone) and
-decodes greedily one token per step through ``bridge(..., past_key_values=...)``. Bridges that return no KV cache
-(native models) use a plain loop: one prompt at a time, the whole sequence re-run every step.
+decodes greedily one token per step through ``bridge(..., past_key_values=...)``. The cache is first checked once
+per model (4 tokens run whole and as 2 + 2 through the cache must give the same logits); bridges that return no KV
+cache (native models) or one that does not reproduce the uncached pass (an empty cache, as transformers 5.24 returns
+through TransformerBridge 4.3) use a plain loop: one prompt at a time, the whole sequence re-run every step.
 
 ``observe(layer, act, rows)`` is called at every step for every layer with ``act = hook_post`` ``[n_rows d_mlp]``
 at the position that predicts the next generated token, for the rows (prompt indices) still generating: this is
@@ -16,6 +18,7 @@ from __future__ import annotations
 
 import copy
 import logging
+import weakref
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -108,32 +111,68 @@ def greedy_generate(
     state: dict[str, Any] = {"rows": None, "active": None}
     hooks = _observer_hooks(model, observe, state)
     with model.hooks(fwd_hooks=hooks):
-        cache = None
-        if use_cache is not False:
-            cache = _prefix_cache(model, prefix)
-            if cache is None and use_cache:
-                raise GenerationError("use_cache=True, but this model returns no KV cache")
-        if cache is not None or (use_cache is not False and not prefix and _supports_cache(model)):
-            return _cached(model, prompts, prefix, cache, max_new_tokens, stop, batch_size, state)
+        cached = use_cache is not False and _supports_cache(model)
+        if use_cache and not cached:
+            raise GenerationError("use_cache=True, but this model returns no KV cache that reproduces its uncached "
+                                  "forward pass (see the log); use use_cache=None or False")
+        if cached:
+            return _cached(model, prompts, prefix, _prefix_cache(model, prefix), max_new_tokens, stop, batch_size,
+                           state)
         return _plain(model, prompts, prefix, max_new_tokens, stop, state)
 
 
 def _prefix_cache(model: Any, prefix: list[int]) -> Any:
     if not prefix:
         return None
-    out = model(torch.tensor([prefix]), return_type="logits_and_cache")
-    return out[1] if isinstance(out, tuple) else None
+    return model(torch.tensor([prefix]), return_type="logits_and_cache")[1]
 
 
-_CACHE_SUPPORT: dict[int, bool] = {}
+_CACHE_OK: weakref.WeakKeyDictionary[Any, bool] = weakref.WeakKeyDictionary()
 
 
 def _supports_cache(model: Any) -> bool:
-    key = id(model)
-    if key not in _CACHE_SUPPORT:
-        out = model(torch.tensor([[0]]), return_type="logits_and_cache")
-        _CACHE_SUPPORT[key] = isinstance(out, tuple) and out[1] is not None
-    return _CACHE_SUPPORT[key]
+    """Whether ``model`` returns a KV cache that reproduces its uncached logits (checked once per model)."""
+    try:
+        return _CACHE_OK[model]
+    except (KeyError, TypeError):
+        pass
+    ok = _check_cache(model)
+    try:
+        _CACHE_OK[model] = ok
+    except TypeError:  # not weak-referenceable: check again next time
+        pass
+    return ok
+
+
+def _check_cache(model: Any) -> bool:
+    """Run 4 tokens whole and as 2 + 2 through the returned KV cache; the last logits must agree.
+
+    A bridge can return a cache object that its attention never fills (transformers 5.24 through
+    TransformerBridge 4.3 returns an empty ``DynamicCache``): decoding from it silently gives wrong tokens, so such
+    a cache is never used and generation falls back to the plain loop.
+    """
+    v = int(model.cfg.d_vocab)
+    toks = torch.tensor([[i % v for i in (0, 1, 2, 3)]])
+    out = model(toks[:, :2], return_type="logits_and_cache")
+    if not (isinstance(out, tuple) and out[1] is not None):
+        return False
+    try:
+        step, _ = model(toks[:, 2:], return_type="logits_and_cache", past_key_values=out[1],
+                        attention_mask=torch.ones((1, 4), dtype=torch.long), position_ids=torch.arange(2, 4)[None])
+    except Exception as e:  # noqa: BLE001 - any failure means: do not use the cache
+        log.warning("KV-cached decoding failed on this model (%s: %s); generating without the cache (slower)",
+                    type(e).__name__, e)
+        return False
+    full = model(toks)[0, -1].float()
+    err = float((step[0, -1].float() - full).abs().max())
+    ok = err <= 1e-3 * max(1.0, float(full.abs().max()))
+    if not ok:
+        import transformers
+
+        log.warning("this model's KV cache does not reproduce its uncached forward pass (max |delta logit| %.3g, "
+                    "transformers %s); generating without the cache (slower). transformers<5.24 is known to work.",
+                    err, transformers.__version__)
+    return ok
 
 
 def _finish(text_of: Callable[[list[int]], str], gen: list[int], tok: int, eos: int | None,

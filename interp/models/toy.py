@@ -25,7 +25,7 @@ from typing import Any
 import torch
 
 from interp._io import atomic_path, write_json_atomic
-from interp.errors import ModelLoadError
+from interp.errors import ModelLoadError, unknown
 
 __all__ = [
     "OPERATORS",
@@ -59,7 +59,7 @@ def apply_op(a: int, op: str, b: int) -> int:
         return a * b
     if op == "/":
         return a // b
-    raise ValueError(f"unknown operator {op!r}; valid: {', '.join(OPERATORS)}")
+    raise unknown("operator", op, OPERATORS)
 
 
 def legal_pairs(op: str, lo: int, hi: int, max_result: int) -> list[tuple[int, int]]:

@@ -19,9 +19,10 @@ from typing import Any
 
 import numpy as np
 
-from interp.errors import ShapeError, unknown
+from interp.errors import unknown
 from interp.neurons._common import NeuronError, check_hook_post, check_neurons, check_operator
 from interp.neurons.results import FaithfulnessCurve, ImportanceCheck, NeuronImportance
+from interp.sites import resolve_layers
 
 __all__ = [
     "METHODS",
@@ -33,17 +34,6 @@ __all__ = [
 ]
 
 METHODS = ("atp", "exact")
-
-
-def _layer_list(model: Any, layers: Sequence[int] | None) -> list[int]:
-    n_layers = int(model.cfg.n_layers)
-    out = list(range(n_layers)) if layers is None else sorted({int(x) for x in layers})
-    for lyr in out:
-        if not 0 <= lyr < n_layers:
-            raise ShapeError(f"layer {lyr} is out of range; the model has layers 0..{n_layers - 1}")
-    if not out:
-        raise ShapeError("no layers given")
-    return out
 
 
 def neuron_importance(
@@ -66,7 +56,7 @@ def neuron_importance(
     if method not in METHODS:
         raise unknown("importance method", method, METHODS)
     check_hook_post(model)
-    layer_list = _layer_list(model, layers)
+    layer_list = resolve_layers(model, layers)
     t0 = time.time()
     if method == "atp":
         from interp.attribution import attribution_scores
@@ -173,7 +163,7 @@ def faithfulness_curve(
     if bad or not ks:
         raise NeuronError(f"every k must lie in 0..d_mlp={d_mlp} (neurons kept per layer); got {bad or ks}")
     first = next(iter(importance.values()))
-    layer_list = list(first.layers) if layers is None else _layer_list(model, layers)
+    layer_list = list(first.layers) if layers is None else resolve_layers(model, layers)
     if ablation == "mean" and mean is None:
         mean = mean_cache(model, task, kinds=("head", "mlp"))
     pairs = task.pairs(model, n_per_op=n_per_op, split="evaluation", corrupt_from="all").by_group()

@@ -6,16 +6,10 @@ from __future__ import annotations
 import html
 from typing import Any
 
+from interp._html import table
 from interp.errors import InterpError
 
 __all__ = ["neuron_section"]
-
-
-def _table(rows: list[list[Any]], header: list[str]) -> str:
-    esc = html.escape
-    head = "".join(f"<th>{esc(str(h))}</th>" for h in header)
-    body = "".join("<tr>" + "".join(f"<td>{esc(str(c))}</td>" for c in r) + "</tr>" for r in rows)
-    return f"<table><thead><tr>{head}</tr></thead><tbody>{body}</tbody></table>"
 
 
 def neuron_section(model: Any, ctx: Any) -> Any:
@@ -55,7 +49,7 @@ def neuron_section(model: Any, ctx: Any) -> Any:
         classes = list(oc.by_heuristic().items())[:3]
         rows.append([op, len(oc.neurons), f"{100 * oc.classified_fraction:.0f}%",
                      ", ".join(f"{n} ({len(v)})" for n, v in classes)])
-    sec.paragraphs.append(_table(rows, ["operator", "neurons", "classified", "largest classes"]))
+    sec.paragraphs.append(table(rows, ["operator", "neurons", "classified", "largest classes"]))
     pk = d["prompt_knockout"]
     if pk["per_layer"]:
         i = len(pk["per_layer"]) - 1
@@ -66,7 +60,7 @@ def neuron_section(model: Any, ctx: Any) -> Any:
         )
     means = res.class_knockout.means()
     if means:
-        sec.paragraphs.append(_table(
+        sec.paragraphs.append(table(
             [[op, f"{r:.2f}", f"{u:.2f}"] for op, (r, u) in means.items()],
             ["operator", "related prompts", "unrelated prompts"],
         ))

@@ -33,7 +33,7 @@ from interp.errors import ShapeError, unknown
 from interp.metrics import MetricContext, make_metric, metric_unpatched_values
 from interp.patching.engine import ConeEngine, EngineStats, Unsupported, format_bytes, parse_bytes, plan_passes
 from interp.patching.result import PatchResult
-from interp.sites import CLI_SITES, SWEEP_AXES, check_site_exists, hook_name, site_kind
+from interp.sites import CLI_SITES, SWEEP_AXES, check_site_exists, hook_name, site_kind, site_units
 from interp.tasks.base import PromptPairs
 
 __all__ = ["patch", "resolve_positions", "PatchSpec", "DIRECTIONS", "ENGINES"]
@@ -83,20 +83,6 @@ def _variants(kind: str, layers: list[int], positions: list[int], units: list[in
     return [PatchSpec(l, p) for l in layers for p in positions]
 
 
-def _units(model: Any, kind: str, neurons: Sequence[int] | None) -> list[int] | None:
-    if kind == "head":
-        return list(range(int(model.cfg.n_heads)))
-    if kind == "neuron":
-        d_mlp = int(model.cfg.d_mlp)
-        if neurons is None:
-            return list(range(d_mlp))
-        bad = [n for n in neurons if not 0 <= int(n) < d_mlp]
-        if bad:
-            raise ShapeError(f"neurons {bad[:5]} are out of range; d_mlp is {d_mlp}")
-        return [int(n) for n in neurons]
-    return None
-
-
 def _per_layer_neurons(model: Any, neurons: Mapping[int, Sequence[int]], layers: list[int] | None,
                        ) -> tuple[list[int], dict[int, list[int]]]:
     """Validate ``{layer: [neurons]}`` (e.g. the top k of each layer); every list must have the same length."""
@@ -110,7 +96,7 @@ def _per_layer_neurons(model: Any, neurons: Mapping[int, Sequence[int]], layers:
         raise ShapeError(f"per-layer neuron lists must be non-empty and of equal length; got lengths "
                          f"{ {lyr: len(per[lyr]) for lyr in layer_list} }")
     for lyr in layer_list:
-        _units(model, "neuron", per[lyr])  # range check
+        site_units(model, "neuron", per[lyr])  # range check
     return layer_list, {lyr: per[lyr] for lyr in layer_list}
 
 
@@ -356,7 +342,7 @@ def patch(
         units = list(range(len(next(iter(per_layer.values())))))
         variants = [PatchSpec(lyr, p, per_layer[lyr][r]) for lyr in layer_list for p in pos_list for r in units]
     else:
-        units = _units(model, kind, neurons)  # type: ignore[arg-type]
+        units = site_units(model, kind, neurons)  # type: ignore[arg-type]
         variants = _variants(kind, layer_list, pos_list, units)
     batch = pairs.n
     if max_rows is not None and batch > max_rows:

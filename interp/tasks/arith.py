@@ -27,25 +27,13 @@ from typing import Any
 import torch
 
 from interp.errors import TaskError, unknown
+from interp.models.toy import OPERATORS, apply_op
 from interp.tasks.base import PromptPairs, encode, get_tokenizer
 
 __all__ = ["OPERATORS", "ArithPrompt", "ArithTask", "AccuracyReport", "apply_op", "single_token_limit"]
 
-OPERATORS: tuple[str, ...] = ("+", "-", "*", "/")
 OP_NAMES = {"+": "add", "-": "sub", "*": "mul", "/": "div"}
 _FIELD_RE = re.compile(r"\{(a|op|b)\}")
-
-
-def apply_op(a: int, op: str, b: int) -> int:
-    if op == "+":
-        return a + b
-    if op == "-":
-        return a - b
-    if op == "*":
-        return a * b
-    if op == "/":
-        return a // b
-    raise unknown("operator", op, OPERATORS)
 
 
 def single_token_limit(tokenizer: Any, *, search_max: int = 100_000, chunk: int = 1000) -> int:

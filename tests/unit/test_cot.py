@@ -104,6 +104,10 @@ def test_extract_answer_fallback_and_completion():
 
 
 def test_cached_batched_generation_matches_the_plain_loop(llama):
+    from interp.cot.generate import _supports_cache
+
+    # the cached path must really be taken (fails when the installed transformers breaks the bridge's KV cache)
+    assert _supports_cache(llama)
     prompts = [[3, 4, 12, 28, 13], [3, 4, 15], [5, 6, 7, 20, 21, 22, 23], [10]]
     prefix = [0, 3, 4, 11, 8, 9]
     cached = greedy_generate(llama, prompts, prefix=prefix, max_new_tokens=6, batch_size=3)
@@ -285,3 +289,35 @@ def test_cot_cli(llama, tmp_path, monkeypatch, capsys):
     assert "accuracy" in capsys.readouterr().out
     assert main(["cot", "--model", "tiny", "--out", str(out), "--variants", "cot_full"]) == 2
     assert "unknown CoT variant 'cot_full'" in capsys.readouterr().err
+
+
+class _CacheIgnoringModel:
+    """Wraps a bridge so that ``past_key_values`` is ignored and an empty cache comes back (the transformers 5.24
+    failure): decoding from it would silently produce wrong tokens."""
+
+    def __init__(self, bridge):
+        self._b = bridge
+
+    def __getattr__(self, name):
+        return getattr(self._b, name)
+
+    def __call__(self, tokens, return_type="logits", past_key_values=None, **kwargs):
+        from transformers import DynamicCache
+
+        kwargs.pop("attention_mask", None)
+        kwargs.pop("position_ids", None)
+        logits = self._b(tokens)
+        return (logits, DynamicCache()) if return_type == "logits_and_cache" else logits
+
+
+def test_a_cache_that_does_not_reproduce_the_full_pass_is_never_used(llama):
+    from interp.cot.generate import GenerationError, _check_cache
+
+    broken = _CacheIgnoringModel(llama)
+    assert not _check_cache(broken)
+    prompts = [[3, 4, 12, 28, 13], [3, 4, 15]]
+    prefix = [0, 3, 4, 11, 8, 9]
+    want = [g.tokens for g in greedy_generate(llama, prompts, prefix=prefix, max_new_tokens=5, use_cache=False)]
+    assert [g.tokens for g in greedy_generate(broken, prompts, prefix=prefix, max_new_tokens=5)] == want
+    with pytest.raises(GenerationError, match="reproduces"):
+        greedy_generate(broken, prompts, prefix=prefix, max_new_tokens=5, use_cache=True)
