@@ -20,6 +20,10 @@ def register(sub: Any, name: str) -> None:
     p.add_argument("--knockout-per-layer", type=_ints, default=[5, 10, 25],
                    help="neurons zeroed per layer in the knockouts (default 5,10,25)")
     p.add_argument("--steps", type=_ints, default=None, help="only these checkpoint steps")
+    p.add_argument("--no-faithfulness", action="store_true",
+                   help="skip the mutual-neuron faithfulness of Fig. 10b (saves one load + a few passes per step)")
+    p.add_argument("--faithfulness-layers", type=_ints, default=None,
+                   help="layers whose MLPs are reduced to heuristic neurons for Fig. 10b (default: all)")
     add_classifier_args(p)
     p.add_argument("--out", "-o", required=True, help="output JSON path")
     p.add_argument("--plot", default=None, help="also write the dynamics curves as an HTML file")
@@ -34,15 +38,20 @@ def run(args: argparse.Namespace) -> int:
     res = training_dynamics(
         args.checkpoints, parse_task(args.task), top_k=args.top_k, intersection_top=args.intersection_top,
         config=classifier_config(args), method=args.method, n_per_op=args.n_per_op,
-        knockout_per_layer=args.knockout_per_layer, steps=args.steps,
+        knockout_per_layer=args.knockout_per_layer, steps=args.steps, faithfulness=not args.no_faithfulness,
+        faithfulness_layers=args.faithfulness_layers,
     )
     res.save(args.out)
     if args.plot:
         write_text_atomic(args.plot, res.plot().to_html(include_plotlyjs=True, full_html=True))
     print(f"wrote {args.out}: {len(res.steps)} checkpoints, {res.n_final_triples} final heuristic matches, "
           f"{res.seconds:.1f} s")
+    share = res.mutual_share() if res.faithfulness_heuristic else None
     for i, s in enumerate(res.steps):
         acc = ", ".join(f"{op} {a[i]:.2f}" for op, a in res.accuracy.items())
-        print(f"  step {s:>6}: accuracy {acc}; classified {res.classified_fraction[i]:.2f}; "
-              f"intersection {res.intersection[i]:.2f}")
+        line = (f"  step {s:>6}: accuracy {acc}; classified {res.classified_fraction[i]:.2f}; "
+                f"intersection {res.intersection[i]:.2f}")
+        if share is not None:
+            line += f"; mutual/all faithfulness {share[i]:.2f}"
+        print(line)
     return 0

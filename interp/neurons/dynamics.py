@@ -8,6 +8,10 @@ layer, Algorithm 1, prompt-guided vs random knockout. Reported per step:
   the final model's top ``intersection_top`` neurons per layer (the paper: top 50 of 200) and to heuristic names that
   occur at every step, and the share of them also present at step s - rising toward 1 means the final mechanism is
   assembled gradually;
+* **mutual-neuron faithfulness** (Fig. 10b): Eq. 2 faithfulness (mean ablation) of the circuit that keeps every
+  head, whole MLPs outside ``faithfulness_layers`` and, inside them, only (1) every heuristic neuron of step s or
+  (2) only those step-s neurons classified into the *same* heuristic in the final model; (2) / (1) is the share of
+  the heuristics' contribution carried by neurons that keep their role (the paper: 79% on average);
 * **knockout** (Fig. 10c): accuracy after zeroing L associated heuristic neurons per layer vs L random top neurons;
 * accuracy and the classified fraction of the top neurons.
 """
@@ -30,8 +34,9 @@ from interp.neurons.importance import importance_by_operator
 from interp.neurons.knockout import prompt_knockout
 from interp.neurons.pipeline import classify_neurons
 from interp.neurons.results import DynamicsResult
+from interp.sites import resolve_layers
 
-__all__ = ["list_checkpoints", "training_dynamics"]
+__all__ = ["list_checkpoints", "training_dynamics", "mutual_faithfulness"]
 
 log = logging.getLogger(__name__)
 _STEP = re.compile(r"^step_(\d+)$")
@@ -73,12 +78,16 @@ def training_dynamics(
     n_random: int = 1,
     max_accuracy_prompts: int | None = 1000,
     steps: Sequence[int] | None = None,
+    faithfulness: bool = True,
+    faithfulness_layers: Sequence[int] | None = None,
     loader: Callable[[Path], Any] = _load,
 ) -> DynamicsResult:
     """The neuron pipeline at every checkpoint of ``checkpoints`` (the last one is the final model).
 
     ``intersection_top`` defaults to ``top_k // 4`` (the paper's 50 of 200). Operators a checkpoint answers no
     prompt of correctly get NaN for that step. ``steps`` selects a subset of checkpoint steps.
+    ``faithfulness`` adds Fig. 10b (one more load of each checkpoint); ``faithfulness_layers`` are the layers whose
+    MLPs are reduced to heuristic neurons (default: every layer; the paper keeps Pythia's layers < 14 whole).
     """
     t0 = time.time()
     config = config or ClassifierConfig()
@@ -97,6 +106,7 @@ def training_dynamics(
     heur: dict[str, list[float]] = {f"{op} L={x}": [] for op in task.operators for x in ks}
     rand: dict[str, list[float]] = {key: [] for key in heur}
     matches: list[set[tuple[str, str, int, int]]] = []
+    ops_at: list[list[str]] = []
     final_top: dict[str, dict[int, list[int]]] = {}
     for i, (step, path) in enumerate(found):
         model = loader(path)
@@ -111,6 +121,7 @@ def training_dynamics(
                 ops.append(op)
             except TaskError:
                 log.info("step %d: no correct %r prompts; skipped", step, op)
+        ops_at.append(ops)
         step_matches: set[tuple[str, str, int, int]] = set()
         for key in heur:
             heur[key].append(math.nan)
@@ -140,10 +151,72 @@ def training_dynamics(
     names_everywhere = set.intersection(*named) if named else set()
     final = {t for t in matches[-1] if t[1] in names_everywhere and t[3] in final_top.get(t[0], {}).get(t[2], [])}
     inter = [len(final & m) / len(final) if final else math.nan for m in matches]
+    f_all: dict[str, list[float]] = {op: [math.nan] * len(found) for op in task.operators}
+    f_mut: dict[str, list[float]] = {op: [math.nan] * len(found) for op in task.operators}
+    if faithfulness:
+        for i, (step, path) in enumerate(found):
+            if not ops_at[i] or not matches[i]:
+                continue
+            m = model if i == len(found) - 1 else loader(path)
+            fa, fm = mutual_faithfulness(m, task, ops_at[i], matches[i], matches[-1], layers=faithfulness_layers,
+                                         n_per_op=n_per_op)
+            for op in fa:
+                f_all[op][i], f_mut[op][i] = fa[op], fm[op]
+            log.info("step %d: mutual-neuron faithfulness done in %.1f s", step, time.time() - t0)
     return DynamicsResult(
         steps=[s for s, _ in found], accuracy=acc, classified_fraction=frac, intersection=inter,
         knockout_per_layer=ks, heuristic_accuracy=heur, random_accuracy=rand, n_final_triples=len(final),
+        faithfulness_heuristic=f_all if faithfulness else {}, faithfulness_mutual=f_mut if faithfulness else {},
         seconds=time.time() - t0,
         meta={"top_k": top_k, "intersection_top": inter_top, "method": method, "task": task.name,
-              "checkpoints": [str(p) for _, p in found], "classifier": config.to_dict()},
+              "checkpoints": [str(p) for _, p in found], "classifier": config.to_dict(),
+              "faithfulness_layers": None if faithfulness_layers is None else sorted(map(int, faithfulness_layers)),
+              "faithfulness_ablation": "mean"},
     )
+
+
+def mutual_faithfulness(
+    model: Any,
+    task: Any,
+    ops: Sequence[str],
+    step_matches: set[tuple[str, str, int, int]],
+    final_matches: set[tuple[str, str, int, int]],
+    *,
+    layers: Sequence[int] | None = None,
+    n_per_op: int = 50,
+) -> tuple[dict[str, float], dict[str, float]]:
+    """Fig. 10b at one checkpoint: ``({op: F(all heuristic neurons)}, {op: F(mutual neurons)})``.
+
+    ``step_matches`` / ``final_matches`` are ``(operator, heuristic, layer, neuron)`` classifications at this step
+    and in the final model. Both circuits keep every head and the whole MLP of every layer outside ``layers``;
+    inside ``layers`` they keep (1) every neuron classified at this step, or (2) only those classified into the same
+    heuristic in the final model; every other neuron is mean-ablated (`interp.ablation`, Eq. 2, on held-out correct
+    prompts). Operators without enough correct evaluation prompts are left out of the result.
+    """
+    from interp.ablation import FaithfulnessEvaluator, mean_cache
+
+    n_layers, n_heads = int(model.cfg.n_layers), int(model.cfg.n_heads)
+    layer_list = resolve_layers(model, layers)
+    heads = [(lyr, h) for lyr in range(n_layers) for h in range(n_heads)]
+    whole = [lyr for lyr in range(n_layers) if lyr not in layer_list]
+    mean = mean_cache(model, task, kinds=("head", "mlp"))
+    f_all: dict[str, float] = {}
+    f_mut: dict[str, float] = {}
+    for op in ops:
+        try:
+            sub = task.with_operators([op]).pairs(model, n_per_op=n_per_op, split="evaluation",
+                                                  corrupt_from="same")
+        except TaskError as e:
+            log.info("no faithfulness for %r at this checkpoint: %s", op, e)
+            continue
+        ev = FaithfulnessEvaluator(model, sub.clean_tokens, sub.clean_answers, ablation="mean", mean=mean)
+        mutual = step_matches & final_matches
+        f_all[op] = ev.score(keep_heads=heads, keep_mlps=whole,
+                             keep_neurons=_kept(step_matches, op, layer_list)).faithfulness
+        f_mut[op] = ev.score(keep_heads=heads, keep_mlps=whole, keep_neurons=_kept(mutual, op, layer_list)).faithfulness
+    return f_all, f_mut
+
+
+def _kept(triples: set[tuple[str, str, int, int]], op: str, layers: list[int]) -> dict[int, list[int]]:
+    """``{layer: neurons}`` of ``op``'s classified (operator, heuristic, layer, neuron) triples in ``layers``."""
+    return {lyr: sorted({n for o, _, l2, n in triples if o == op and l2 == lyr}) for lyr in layers}

@@ -487,14 +487,44 @@ class DynamicsResult(_Saved):
     heuristic_accuracy: dict[str, list[float]]
     random_accuracy: dict[str, list[float]]
     n_final_triples: int = 0
+    # Fig. 10b, per operator and step (empty when not computed)
+    faithfulness_heuristic: dict[str, list[float]] = field(default_factory=dict)
+    faithfulness_mutual: dict[str, list[float]] = field(default_factory=dict)
     seconds: float = 0.0
     meta: dict[str, Any] = field(default_factory=dict)
+
+    @classmethod
+    def from_dict(cls, d: Mapping[str, Any]) -> DynamicsResult:
+        """JSON writes NaN (an operator with no correct prompt at a step) as null; read it back as NaN."""
+        def nan(v: Any) -> Any:
+            if isinstance(v, list):
+                return [float("nan") if x is None else x for x in v]
+            if isinstance(v, dict):
+                return {k: nan(x) for k, x in v.items()}
+            return v
+
+        keys = ("accuracy", "classified_fraction", "intersection", "heuristic_accuracy", "random_accuracy",
+                "faithfulness_heuristic", "faithfulness_mutual")
+        return super().from_dict({k: nan(v) if k in keys else v for k, v in d.items()})
+
+    def mutual_share(self) -> list[float]:
+        """Per step, F(mutual neurons) / F(all heuristic neurons), averaged over operators where both are defined
+        and F(all) > 0 (the paper's "mutual neurons account for 79% of the heuristics' contribution")."""
+        out = []
+        for i in range(len(self.steps)):
+            r = [self.faithfulness_mutual[op][i] / fa[i] for op, fa in self.faithfulness_heuristic.items()
+                 if fa[i] == fa[i] and fa[i] > 0 and self.faithfulness_mutual[op][i] == self.faithfulness_mutual[op][i]]
+            out.append(float(np.mean(r)) if r else float("nan"))
+        return out
 
     def plot(self) -> Any:
         from plotly.subplots import make_subplots
 
-        fig = make_subplots(rows=1, cols=2, subplot_titles=(
-            "Final model's heuristic neurons present / accuracy", "Prompt-guided (solid) vs random (dashed) knockout"))
+        cols = 3 if self.faithfulness_heuristic else 2
+        titles = ["Final model's heuristic neurons present / accuracy",
+                  "Prompt-guided (solid) vs random (dashed) knockout",
+                  "Faithfulness: all heuristic (solid) vs mutual (dashed) neurons"][:cols]
+        fig = make_subplots(rows=1, cols=cols, subplot_titles=titles)
         fig.add_scatter(x=self.steps, y=self.intersection, name="intersection ratio", row=1, col=1)
         fig.add_scatter(x=self.steps, y=self.classified_fraction, name="classified fraction", row=1, col=1)
         for op, acc in self.accuracy.items():
@@ -503,6 +533,10 @@ class DynamicsResult(_Saved):
             fig.add_scatter(x=self.steps, y=acc, name=f"heuristic {key}", row=1, col=2)
             fig.add_scatter(x=self.steps, y=self.random_accuracy[key], name=f"random {key}", line=dict(dash="dash"),
                             row=1, col=2)
+        for op, f in self.faithfulness_heuristic.items():
+            fig.add_scatter(x=self.steps, y=f, name=f"F all heuristic {op}", row=1, col=3)
+            fig.add_scatter(x=self.steps, y=self.faithfulness_mutual.get(op, []), name=f"F mutual {op}",
+                            line=dict(dash="dash"), row=1, col=3)
         fig.update_xaxes(title_text="training step")
         fig.update_layout(title="Heuristic neurons across training")
         return fig

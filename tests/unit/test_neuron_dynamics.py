@@ -41,10 +41,38 @@ def test_dynamics_over_checkpoints(run_dir, tmp_path):
     assert res.n_final_triples > 0 and res.intersection[-1] == pytest.approx(1.0)
     assert all(math.isnan(x) or 0 <= x <= 1 for x in res.intersection)
     assert set(res.heuristic_accuracy) == {f"{op} L={x}" for op in "+-*/" for x in (2, 4)}
+    # Fig. 10b: at the final step every heuristic neuron is a mutual one, so the two circuits coincide
+    final = [op for op, f in res.faithfulness_heuristic.items() if not math.isnan(f[-1])]
+    assert final, res.faithfulness_heuristic
+    for op in final:
+        assert res.faithfulness_mutual[op][-1] == pytest.approx(res.faithfulness_heuristic[op][-1])
+    assert res.mutual_share()[-1] == pytest.approx(1.0) or math.isnan(res.mutual_share()[-1])
     res.save(tmp_path / "d.json")
     back = DynamicsResult.load(tmp_path / "d.json")
     assert back.steps == res.steps and back.intersection[-1] == pytest.approx(1.0)
+    for op, f in res.faithfulness_mutual.items():  # NaN (no correct prompts at a step) survives the JSON round trip
+        assert back.faithfulness_mutual[op] == pytest.approx(f, nan_ok=True)
     assert res.plot().data
+
+
+def test_mutual_faithfulness_bounds(run_dir):
+    """Keeping every neuron of every layer is the full model (F = 1); keeping no neuron is the heads-only circuit."""
+    from interp.ablation import FaithfulnessEvaluator, mean_cache
+    from interp.models import load_model
+    from interp.neurons.dynamics import mutual_faithfulness
+
+    model = load_model(str(run_dir))
+    task = parse_task("arith:+:0-9")
+    every = {("+", "range", lyr, n) for lyr in range(2) for n in range(64)}
+    f_all, f_mut = mutual_faithfulness(model, task, ["+"], every, set(), n_per_op=8)
+    assert f_all["+"] == pytest.approx(1.0, abs=1e-5)
+    sub = task.pairs(model, n_per_op=8, split="evaluation", corrupt_from="same")
+    ev = FaithfulnessEvaluator(model, sub.clean_tokens, sub.clean_answers, mean=mean_cache(model, task))
+    heads_only = ev.score(keep_heads=[(lyr, h) for lyr in range(2) for h in range(2)], keep_mlps=[]).faithfulness
+    assert f_mut["+"] == pytest.approx(heads_only, abs=1e-5) and f_mut["+"] < 0.99
+    # layers outside `layers` keep their whole MLP: only layer 1 reduced -> between the two
+    _, f_l1 = mutual_faithfulness(model, task, ["+"], every, set(), layers=[1], n_per_op=8)
+    assert f_l1["+"] != pytest.approx(f_mut["+"])
 
 
 def test_dynamics_cli(run_dir, tmp_path, capsys):
