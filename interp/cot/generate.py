@@ -144,6 +144,7 @@ def _supports_cache(model: Any) -> bool:
     return ok
 
 
+@torch.inference_mode()
 def _check_cache(model: Any) -> bool:
     """Run 4 tokens whole and as 2 + 2 through the returned KV cache; the last logits must agree.
 

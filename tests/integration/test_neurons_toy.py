@@ -34,13 +34,13 @@ def analysis(toy, task):
 
 
 def test_top_neurons_are_mostly_classified(analysis):
-    res, seconds = analysis
+    res, _ = analysis
     fractions = res.classification.fractions()
     assert res.classification.classified_fraction >= 0.6, fractions
     assert min(fractions.values()) >= 0.35, fractions
     kinds = {h.kind for oc in res.classification.ops.values() for n in oc.neurons for h in n.heuristics}
     assert kinds == {"direct", "indirect"}
-    assert seconds < 85  # ~30 s on an idle 2-core machine; timing targets live in scripts/bench_neurons.py
+    # speed is measured by scripts/bench_neurons.py (docs/benchmarks-neurons.md), not asserted here
 
 
 def test_heuristic_knockout_beats_random_knockout(analysis):
