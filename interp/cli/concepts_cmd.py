@@ -21,6 +21,10 @@ def register(sub: Any, name: str) -> None:
                    help="comma-separated layers to skip, or 'none' (default: the first 6/32 of the layers)")
     p.add_argument("--norm", choices=("raw", "final_norm"), default="raw",
                    help="project W_out rows raw (paper) or through the final norm")
+    p.add_argument("--judge", default=None,
+                   help="confirm candidates with a judge: 'module:function' where function(tokens, question) "
+                        "answers yes/no, or 'module:function:llm' where function(prompt) -> text is an LLM "
+                        "(wrapped with the paper's prompt). Default: the lexicon rule alone, no network")
     p.set_defaults(func=run)
 
 
@@ -39,16 +43,19 @@ def _skip(value: str | None) -> list[int] | None:
 
 def run(args: argparse.Namespace) -> int:
     from interp.concepts import find_concept_neurons, load_lexicon
+    from interp.concepts.judge import import_judge
 
+    judge = None if args.judge is None else import_judge(args.judge)
     lexicon = load_lexicon(args.lexicon)
     concepts = [c.strip() for c in args.concepts.split(",")] if args.concepts else None
     model = load(args)
     res = find_concept_neurons(model, lexicon=lexicon, concepts=concepts, top_k=args.top_k,
                                min_matches=args.min_matches, skip_layers=_skip(args.skip_layers), norm=args.norm,
-                               progress=progress_enabled())
+                               judge=judge, progress=progress_enabled())
     res.save(args.out)
     print(f"wrote {args.out}: {res.n_scanned} neurons of layers {res.layers[0]}-{res.layers[-1]} scanned in "
-          f"{res.seconds:.1f} s (>= {res.min_matches} of the top {res.top_k} tokens in a lexicon)")
+          f"{res.seconds:.1f} s (>= {res.min_matches} of the top {res.top_k} tokens in a lexicon"
+          + (f", confirmed by {res.judge}" if res.judge else "") + ")")
     for c, v in res.concepts.items():
         examples = ", ".join(f"{n.label} [{'|'.join(t.strip() for t in n.matches)}]" for n in v[:3])
         print(f"  {c:<12} {len(v):5d}  {examples}")

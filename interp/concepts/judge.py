@@ -15,7 +15,7 @@ from typing import Any
 
 from interp.concepts.lexicon import ConceptError
 
-__all__ = ["Judge", "JudgeError", "judge_prompt", "parse_verdict", "call_judge", "llm_judge"]
+__all__ = ["Judge", "JudgeError", "judge_prompt", "parse_verdict", "call_judge", "llm_judge", "import_judge"]
 
 Judge = Callable[[Sequence[str], str], Any]
 
@@ -79,3 +79,28 @@ def llm_judge(complete: Callable[[str], str]) -> Judge:
 
     judge.__name__ = f"llm_judge({getattr(complete, '__name__', type(complete).__name__)})"
     return judge
+
+
+def import_judge(spec: str) -> Judge:
+    """The judge named by ``"package.module:function"`` (how ``interp concepts --judge`` finds user code).
+
+    With ``"module:function:llm"`` the function is a text-completion function ``complete(prompt) -> str`` and is
+    wrapped by `llm_judge` (the paper's prompt). A missing module or attribute, or one that is not callable, raises
+    `JudgeError` saying what was looked up.
+    """
+    import importlib
+
+    parts = spec.split(":")
+    if len(parts) not in (2, 3) or not all(parts[:2]) or (len(parts) == 3 and parts[2] != "llm"):
+        raise JudgeError(f"--judge must be 'module:function' or 'module:function:llm' "
+                         f"(e.g. my_judges:gpt_judge); got {spec!r}")
+    module_name, attr = parts[0], parts[1]
+    try:
+        module = importlib.import_module(module_name)
+    except ImportError as e:
+        raise JudgeError(f"cannot import the judge module {module_name!r} ({e}); it must be importable from the "
+                         "current directory or the Python path") from e
+    fn = getattr(module, attr, None)
+    if fn is None or not callable(fn):
+        raise JudgeError(f"{module_name!r} has no callable {attr!r}" + ("" if fn is None else f" (got {fn!r})"))
+    return llm_judge(fn) if len(parts) == 3 else fn

@@ -234,3 +234,46 @@ def test_concepts_cli_on_toy_arith(tmp_path, capsys):
     assert "teens" in capsys.readouterr().out
     assert main(["concepts", "--model", "toy-arith", "--out", str(out), "--concepts", "addition"]) == 2
     assert "unknown concept 'addition'" in capsys.readouterr().err
+
+
+def test_concepts_cli_judge_from_a_module(tmp_path, capsys, monkeypatch):
+    """`--judge module:function` confirms candidates with user code; `:llm` wraps a completion function."""
+    from interp.cli import main
+
+    (tmp_path / "my_judges.py").write_text(
+        "PROMPTS = []\n"
+        "def only_odd(tokens, question):\n"
+        "    return 'yes' if any(t.strip().isdigit() and int(t) % 2 for t in tokens[:1]) else 'no'\n"
+        "def complete(prompt):\n"
+        "    PROMPTS.append(prompt)\n"
+        "    return 'No, it does not.'\n"
+        "NOT_CALLABLE = 3\n"
+    )
+    monkeypatch.syspath_prepend(str(tmp_path))
+    lex = tmp_path / "lex.json"
+    teens = {"question": "Teens?", "tokens": [str(i) for i in range(10, 20)]}
+    lex.write_text(json.dumps({"concepts": {"teens": teens}}))
+    base = ["concepts", "--model", "toy-arith", "--lexicon", str(lex), "--top-k", "10", "--min-matches", "3",
+            "--skip-layers", "none"]
+    plain, judged = tmp_path / "plain.json", tmp_path / "judged.json"
+    assert main(base + ["--out", str(plain)]) == 0
+    assert main(base + ["--out", str(judged), "--judge", "my_judges:only_odd"]) == 0
+    everyone = json.loads(plain.read_text())["concepts"]["teens"]["neurons"]
+    kept = json.loads(judged.read_text())["concepts"]["teens"]["neurons"]
+    assert everyone and all(n["judged"] is None for n in everyone)
+    want = [(n["layer"], n["index"]) for n in everyone if n["top_tokens"][0].strip().isdigit()
+            and int(n["top_tokens"][0]) % 2]
+    assert 0 < len(want) < len(everyone)
+    assert [(n["layer"], n["index"]) for n in kept] == want and all(n["judged"] is True for n in kept)
+    assert "confirmed by only_odd" in capsys.readouterr().out
+    # an LLM completion function that says no to everything: nothing survives, and it saw the paper's prompt
+    assert main(base + ["--out", str(judged), "--judge", "my_judges:complete:llm"]) == 0
+    assert json.loads(judged.read_text())["concepts"]["teens"]["neurons"] == []
+    import my_judges
+
+    assert my_judges.PROMPTS and "Teens?" in my_judges.PROMPTS[0]
+    for spec, msg in [("my_judges", "module:function"), ("no_such_module_xyz:f", "cannot import"),
+                      ("my_judges:missing", "no callable 'missing'"), ("my_judges:NOT_CALLABLE", "no callable"),
+                      ("my_judges:complete:gpt", "module:function")]:
+        assert main(base + ["--out", str(judged), "--judge", spec]) == 2
+        assert msg in capsys.readouterr().err
