@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 from typing import Any
 
+from interp.cli.common import progress_enabled
 from interp.cli.neurons_cmd import _ints, add_classifier_args, classifier_config
 
 
@@ -39,7 +40,7 @@ def run(args: argparse.Namespace) -> int:
         args.checkpoints, parse_task(args.task), top_k=args.top_k, intersection_top=args.intersection_top,
         config=classifier_config(args), method=args.method, n_per_op=args.n_per_op,
         knockout_per_layer=args.knockout_per_layer, steps=args.steps, faithfulness=not args.no_faithfulness,
-        faithfulness_layers=args.faithfulness_layers,
+        faithfulness_layers=args.faithfulness_layers, progress=progress_enabled(),
     )
     res.save(args.out)
     if args.plot:

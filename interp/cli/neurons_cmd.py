@@ -5,7 +5,7 @@ from __future__ import annotations
 import argparse
 from typing import Any
 
-from interp.cli.common import add_model_arg, add_task_args, load, task_from_args
+from interp.cli.common import add_model_arg, add_task_args, load, progress_enabled, task_from_args
 
 
 def _ints(text: str) -> list[int]:
@@ -73,7 +73,7 @@ def run(args: argparse.Namespace) -> int:
         model, task, top_k=args.top_k, top_frac=args.top_frac, config=config, method=args.method,
         n_per_op=args.n_per_op, seed=args.seed, layers=args.layers, per_layer=args.per_layer,
         min_neurons=args.min_neurons, knockout_prompts=args.knockout_prompts, n_random=args.n_random,
-        budget_mb=args.budget_mb, model_name=args.model,
+        budget_mb=args.budget_mb, model_name=args.model, progress=progress_enabled(),
     )
     res.save(args.out)
     if args.plot:

@@ -81,6 +81,7 @@ def training_dynamics(
     faithfulness: bool = True,
     faithfulness_layers: Sequence[int] | None = None,
     loader: Callable[[Path], Any] = _load,
+    progress: bool = False,
 ) -> DynamicsResult:
     """The neuron pipeline at every checkpoint of ``checkpoints`` (the last one is the final model).
 
@@ -89,6 +90,8 @@ def training_dynamics(
     ``faithfulness`` adds Fig. 10b (one more load of each checkpoint); ``faithfulness_layers`` are the layers whose
     MLPs are reduced to heuristic neurons (default: every layer; the paper keeps Pythia's layers < 14 whole).
     """
+    from tqdm.auto import tqdm
+
     t0 = time.time()
     config = config or ClassifierConfig()
     found = list_checkpoints(checkpoints)
@@ -108,7 +111,7 @@ def training_dynamics(
     matches: list[set[tuple[str, str, int, int]]] = []
     ops_at: list[list[str]] = []
     final_top: dict[str, dict[int, list[int]]] = {}
-    for i, (step, path) in enumerate(found):
+    for i, (step, path) in enumerate(tqdm(found, desc="checkpoints", disable=not progress)):
         model = loader(path)
         k = check_top(int(model.cfg.d_mlp), k=top_k, frac=None)
         report = task.accuracy(model, max_prompts=max_accuracy_prompts)
@@ -154,7 +157,7 @@ def training_dynamics(
     f_all: dict[str, list[float]] = {op: [math.nan] * len(found) for op in task.operators}
     f_mut: dict[str, list[float]] = {op: [math.nan] * len(found) for op in task.operators}
     if faithfulness:
-        for i, (step, path) in enumerate(found):
+        for i, (step, path) in enumerate(tqdm(found, desc="faithfulness (Fig. 10b)", disable=not progress)):
             if not ops_at[i] or not matches[i]:
                 continue
             m = model if i == len(found) - 1 else loader(path)
