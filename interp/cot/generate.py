@@ -164,9 +164,12 @@ def _check_cache(model: Any) -> bool:
         log.warning("KV-cached decoding failed on this model (%s: %s); generating without the cache (slower)",
                     type(e).__name__, e)
         return False
-    full = model(toks)[0, -1].float()
+    logits = model(toks)
+    full = logits[0, -1].float()
     err = float((step[0, -1].float() - full).abs().max())
-    ok = err <= 1e-3 * max(1.0, float(full.abs().max()))
+    # fp32: the two paths agree to ~1e-6; half precision rounds differently but an unused cache is off by O(1)
+    rel = 1e-3 if logits.dtype in (torch.float32, torch.float64) else 5e-2
+    ok = err <= rel * max(1.0, float(full.abs().max()))
     if not ok:
         import transformers
 
