@@ -114,6 +114,8 @@ def training_dynamics(
     for i, (step, path) in enumerate(tqdm(found, desc="checkpoints", disable=not progress)):
         model = loader(path)
         k = check_top(int(model.cfg.d_mlp), k=top_k, frac=None)
+        if i == 0 and faithfulness and faithfulness_layers is not None:
+            resolve_layers(model, faithfulness_layers)  # fail before the expensive part
         report = task.accuracy(model, max_prompts=max_accuracy_prompts)
         for op in task.operators:
             acc[op].append(report.accuracy[op])

@@ -83,6 +83,9 @@ def test_dynamics_cli(run_dir, tmp_path, capsys):
     d = json.loads(out.read_text())
     assert d["steps"] == [100, 150] and d["type"] == "neuron_dynamics"
     assert "2 checkpoints" in capsys.readouterr().out
+    assert _cli(["dynamics", "--checkpoints", str(run_dir), "--task", "arith:+:0-9", "--faithfulness-layers", "5",
+                 "--out", str(tmp_path / "bad.json")]) == 2
+    assert "layer 5 is out of range" in capsys.readouterr().err and not (tmp_path / "bad.json").exists()
 
 
 def test_neurons_cli(run_dir, tmp_path, capsys):
