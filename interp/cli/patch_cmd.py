@@ -26,6 +26,11 @@ def register(sub: Any, name: str) -> None:
                         "auto (default): 40%% of the memory free now, at least 1GB")
     p.add_argument("--engine", default="auto", choices=("auto", "cone", "full"),
                    help="cone: recompute only what a patch can change (default when supported); full: full passes")
+    p.add_argument("--path-to", default=None,
+                   help="path patching instead (heads only): each head's effect along the direct path to the "
+                        "logits ('logits') or through receiver heads ('L9H6,L9H9'); other heads frozen")
+    p.add_argument("--freeze-mlps", action="store_true",
+                   help="with --path-to: freeze the MLPs too (only the sender's own write reaches the receivers)")
     p.add_argument("--out", "-o", required=True, help="output JSON path")
     p.add_argument("--plot", default=None, help="also write the heatmap as a self-contained HTML file")
     p.set_defaults(func=run)
@@ -33,19 +38,31 @@ def register(sub: Any, name: str) -> None:
 
 def run(args: argparse.Namespace) -> int:
     from interp._io import write_text_atomic
+    from interp.errors import ShapeError
     from interp.patching import patch
 
+    if args.path_to is not None and (args.site != "heads" or args.positions != "all"):
+        raise ShapeError("--path-to patches whole heads (every position): use it with --site heads and "
+                         f"--positions all, not --site {args.site} --positions {args.positions}")
+    if args.freeze_mlps and args.path_to is None:
+        raise ShapeError("--freeze-mlps only applies to path patching (--path-to)")
     model = load(args)
     task = task_from_args(args)
     pairs = task.pairs(model, n_per_op=args.n_per_op, seed=args.seed, corrupt_from=args.corrupt_from)
-    res = patch(model, pairs, site=args.site, positions=args.positions, metric=args.metric,
-                direction=args.direction, max_rows=args.max_rows, max_memory=args.max_memory, engine=args.engine,
-                progress=progress_enabled(),
-                model_name=args.model)
+    if args.path_to is not None:
+        from interp.patching.path import path_patch
+
+        res = path_patch(model, pairs, receivers=args.path_to, metric=args.metric, direction=args.direction,
+                         freeze_mlps=args.freeze_mlps, progress=progress_enabled(), model_name=args.model)
+    else:
+        res = patch(model, pairs, site=args.site, positions=args.positions, metric=args.metric,
+                    direction=args.direction, max_rows=args.max_rows, max_memory=args.max_memory,
+                    engine=args.engine, progress=progress_enabled(), model_name=args.model)
     res.save(args.out)
     if args.plot:
         write_text_atomic(args.plot, res.plot().to_html(include_plotlyjs=True, full_html=True))
-    print(f"wrote {args.out}: {args.site} x {args.positions} positions, metric {args.metric}, "
+    what = f"path patching to {args.path_to}" if args.path_to else f"{args.site} x {args.positions} positions"
+    print(f"wrote {args.out}: {what}, metric {args.metric}, "
           f"{res.n_prompts} prompts, {res.n_forward_passes} forward passes, {res.seconds:.1f} s")
     _print_top(res)
     return 0
