@@ -160,6 +160,30 @@ print(f"attribution-ranked circuit: {len(attr.heads)} heads (exact ranking: {len
 assert np.isfinite(attr.faithfulness)
 
 # %% [markdown]
+# ## Path patching: which heads act directly on the answer?
+#
+# Activation patching gives a head's *total* effect. Path patching (Wang et al., 2023) keeps only chosen paths:
+# with `receivers="logits"` the sender head's output is patched while every other head stays frozen at its clean
+# value, so the effect reaches the answer only through the residual stream (and the MLPs, unless
+# `freeze_mlps=True`). With receiver heads, it measures how much a head acts *through* them. A head with a large
+# total effect but a small direct one works through later components.
+
+# %%
+from interp.patching.path import path_patch
+
+total = interp.patch(model, pairs, site="heads", positions="last", metric="logit_diff", progress=False)
+direct = path_patch(model, pairs, receivers="logits", metric="logit_diff", freeze_mlps=True, progress=False)
+base = direct.baseline["base"]
+print("unpatched logit diff", round(base, 2))
+for lyr in range(model.cfg.n_layers):
+    print(f"L{lyr}: direct", np.round(direct.effects[lyr] - base, 2), " total (last position)",
+          np.round(total.values(pos=total.index["pos"][-1])[lyr] - base, 2))
+# direct: the head patched at every position, all else frozen; total: patched at the last position only, all else
+# recomputed. Heads whose total effect exceeds their direct one act through the MLPs or later heads.
+assert direct.effects.shape == (model.cfg.n_layers, model.cfg.n_heads)
+direct.plot()
+
+# %% [markdown]
 # **Take-aways.** Report a circuit with its ablation, its held-out evaluation set and its sensitivity; rank with
 # exact patching (or verify an attribution ranking against it); and expect a small model to need a larger share
 # of its heads than Llama3-8B's 6 of 1,024.
