@@ -32,10 +32,11 @@ import numpy as np
 import torch
 from torch import Tensor
 
-from interp.errors import ShapeError, unknown
-from interp.metrics import METRICS, MetricContext, make_metric, metric_unpatched_values
-from interp.patching import DIRECTIONS, PatchResult, resolve_positions
-from interp.sites import CLI_SITES, SWEEP_AXES, check_site_exists, hook_name, resolve_layers, site_kind, site_units
+from interp.errors import ShapeError
+from interp.metrics import MetricContext, make_metric, metric_unpatched_values
+from interp.patching import PatchResult, resolve_positions
+from interp.patching.exact import prepare_sweep
+from interp.sites import CLI_SITES, SWEEP_AXES, hook_name, resolve_layers, site_units
 from interp.tasks.base import PromptPairs
 
 _UPSTREAM = "hook_embed"
@@ -108,19 +109,6 @@ def _scores_and_base(
     return torch.cat(out), torch.cat(base_vals), n_fwd
 
 
-def _prepare(model: Any, pairs: PromptPairs, site: str, metric: str, direction: str) -> tuple[str, PromptPairs]:
-    kind = site_kind(site)
-    if metric not in METRICS:
-        raise unknown("metric", metric, METRICS)
-    if direction not in DIRECTIONS:
-        raise unknown("direction", direction, DIRECTIONS)
-    if direction == "denoising":
-        pairs = pairs.swapped()
-    pairs.check_vocab(model)
-    check_site_exists(model, kind)
-    return kind, pairs
-
-
 def attribution_scores(
     model: Any,
     pairs: PromptPairs,
@@ -139,7 +127,7 @@ def attribution_scores(
     the paper's ``ie`` metric, which is 0 at the base point, it is also the estimated effect. Rank neurons by
     ``scores.mean(0) + scores.std(0)`` at the last position (the paper's "mean+std", methods.md §A.2).
     """
-    kind, pairs = _prepare(model, pairs, site, metric, direction)
+    kind, pairs = prepare_sweep(model, pairs, site, metric, direction)
     scores, _, _ = _scores_and_base(
         model, pairs, kind=kind, metric=metric, layer_list=resolve_layers(model, layers),
         pos_list=resolve_positions(positions, pairs.seq_len), units=site_units(model, kind, neurons),
@@ -168,7 +156,7 @@ def attribution_patch(
     ``batch_size`` prompts whatever the number of sites.
     """
     t0 = time.time()
-    kind, pairs = _prepare(model, pairs, site, metric, direction)
+    kind, pairs = prepare_sweep(model, pairs, site, metric, direction)
     layer_list = resolve_layers(model, layers)
     pos_list = resolve_positions(positions, pairs.seq_len)
     units = site_units(model, kind, neurons)

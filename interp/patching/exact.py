@@ -36,7 +36,7 @@ from interp.patching.result import PatchResult
 from interp.sites import CLI_SITES, SWEEP_AXES, check_site_exists, hook_name, site_kind, site_units
 from interp.tasks.base import PromptPairs
 
-__all__ = ["patch", "resolve_positions", "PatchSpec", "DIRECTIONS", "ENGINES"]
+__all__ = ["patch", "prepare_sweep", "resolve_positions", "PatchSpec", "DIRECTIONS", "ENGINES"]
 
 log = logging.getLogger(__name__)
 
@@ -285,6 +285,23 @@ def _run_cone(sw: _Sweep, cone: ConeEngine, stats: EngineStats) -> int:
     return stats.passes
 
 
+def prepare_sweep(model: Any, pairs: PromptPairs, site: str, metric: str, direction: str) -> tuple[str, PromptPairs]:
+    """Validate a sweep's site, metric and direction; return the site kind and the pairs oriented so that the
+    base run is ``pairs.clean_tokens`` (swapped for ``direction="denoising"``)."""
+    from interp.metrics import METRICS
+
+    kind = site_kind(site)
+    if metric not in METRICS:
+        raise unknown("metric", metric, METRICS)
+    if direction not in DIRECTIONS:
+        raise unknown("direction", direction, DIRECTIONS)
+    if direction == "denoising":
+        pairs = pairs.swapped()
+    pairs.check_vocab(model)
+    check_site_exists(model, kind)
+    return kind, pairs
+
+
 def patch(
     model: Any,
     pairs: PromptPairs,
@@ -316,15 +333,9 @@ def patch(
     previous sweep), which gives axes ``layer, pos, rank`` and the neuron ids in ``meta["neurons"]``.
     """
     t0 = time.time()
-    kind = site_kind(site)
     if engine not in ENGINES:
         raise unknown("engine", engine, ENGINES)
-    if direction not in DIRECTIONS:
-        raise unknown("direction", direction, DIRECTIONS)
-    if direction == "denoising":
-        pairs = pairs.swapped()
-    pairs.check_vocab(model)
-    check_site_exists(model, kind)
+    kind, pairs = prepare_sweep(model, pairs, site, metric, direction)
     n_layers = int(model.cfg.n_layers)
     layer_list = None if layers is None else sorted(set(int(x) for x in layers))
     per_layer: dict[int, list[int]] | None = None

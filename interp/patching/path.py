@@ -28,11 +28,11 @@ import numpy as np
 import torch
 from torch import Tensor
 
-from interp.errors import ShapeError, unknown
-from interp.metrics import METRICS, MetricContext, make_metric, metric_unpatched_values
-from interp.patching.exact import DIRECTIONS
+from interp.errors import ShapeError
+from interp.metrics import MetricContext, make_metric, metric_unpatched_values
+from interp.patching.exact import prepare_sweep
 from interp.patching.result import PatchResult
-from interp.sites import check_site_exists, hook_name, resolve_layers
+from interp.sites import hook_name, resolve_layers
 from interp.tasks.base import PromptPairs
 
 __all__ = ["path_patch", "parse_receivers"]
@@ -94,14 +94,7 @@ def path_patch(
     from tqdm.auto import tqdm
 
     t0 = time.time()
-    if metric not in METRICS:
-        raise unknown("metric", metric, METRICS)
-    if direction not in DIRECTIONS:
-        raise unknown("direction", direction, DIRECTIONS)
-    if direction == "denoising":
-        pairs = pairs.swapped()
-    pairs.check_vocab(model)
-    check_site_exists(model, "head")
+    _, pairs = prepare_sweep(model, pairs, "heads", metric, direction)
     recv = parse_receivers(receivers)
     sender_layers = resolve_layers(model, layers)
     if recv != "logits":
