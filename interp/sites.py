@@ -84,11 +84,9 @@ def check_layer(model: Any, layer: int) -> None:
 
 def resolve_layers(model: Any, layers: Sequence[int] | None) -> list[int]:
     """Sorted distinct layers (all when None); out-of-range or empty lists raise `ShapeError`."""
-    n_layers = int(model.cfg.n_layers)
-    out = list(range(n_layers)) if layers is None else sorted({int(x) for x in layers})
+    out = list(range(int(model.cfg.n_layers))) if layers is None else sorted({int(x) for x in layers})
     for lyr in out:
-        if not 0 <= lyr < n_layers:
-            raise ShapeError(f"layer {lyr} is out of range; the model has layers 0..{n_layers - 1}")
+        check_layer(model, lyr)
     if not out:
         raise ShapeError("no layers given")
     return out

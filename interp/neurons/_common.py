@@ -6,7 +6,7 @@ from collections.abc import Iterable, Mapping, Sequence
 from typing import Any
 
 from interp.errors import InterpError, ShapeError, TaskError
-from interp.sites import check_site_exists, hook_name
+from interp.sites import check_layer, check_site_exists, hook_name
 
 __all__ = ["NeuronError", "check_threshold", "check_top", "check_neurons", "check_hook_post", "check_operator"]
 
@@ -56,11 +56,10 @@ def check_hook_post(model: Any) -> None:
 
 def check_neurons(model: Any, neurons: Mapping[int, Iterable[int]]) -> dict[int, list[int]]:
     """Validate ``{layer: neuron indices}`` against the model; returns sorted, de-duplicated lists."""
-    n_layers, d_mlp = int(model.cfg.n_layers), int(model.cfg.d_mlp)
+    d_mlp = int(model.cfg.d_mlp)
     out: dict[int, list[int]] = {}
     for layer, idx in neurons.items():
-        if not 0 <= int(layer) < n_layers:
-            raise ShapeError(f"layer {layer} is out of range; the model has layers 0..{n_layers - 1}")
+        check_layer(model, layer)
         idx = sorted({int(i) for i in idx})
         bad = [i for i in idx if not 0 <= i < d_mlp]
         if bad:

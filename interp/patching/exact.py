@@ -30,10 +30,10 @@ import torch
 from torch import Tensor
 
 from interp.errors import ShapeError, unknown
-from interp.metrics import MetricContext, make_metric, metric_unpatched_values
+from interp.metrics import METRICS, MetricContext, make_metric, metric_unpatched_values
 from interp.patching.engine import ConeEngine, EngineStats, Unsupported, format_bytes, parse_bytes, plan_passes
 from interp.patching.result import PatchResult
-from interp.sites import CLI_SITES, SWEEP_AXES, check_site_exists, hook_name, site_kind, site_units
+from interp.sites import CLI_SITES, SWEEP_AXES, check_layer, check_site_exists, hook_name, site_kind, site_units
 from interp.tasks.base import PromptPairs
 
 __all__ = ["patch", "prepare_sweep", "resolve_positions", "PatchSpec", "DIRECTIONS", "ENGINES"]
@@ -288,8 +288,6 @@ def _run_cone(sw: _Sweep, cone: ConeEngine, stats: EngineStats) -> int:
 def prepare_sweep(model: Any, pairs: PromptPairs, site: str, metric: str, direction: str) -> tuple[str, PromptPairs]:
     """Validate a sweep's site, metric and direction; return the site kind and the pairs oriented so that the
     base run is ``pairs.clean_tokens`` (swapped for ``direction="denoising"``)."""
-    from interp.metrics import METRICS
-
     kind = site_kind(site)
     if metric not in METRICS:
         raise unknown("metric", metric, METRICS)
@@ -346,8 +344,7 @@ def patch(
     if layer_list is None:
         layer_list = list(range(n_layers))
     for lyr in layer_list:
-        if not 0 <= lyr < n_layers:
-            raise ShapeError(f"layer {lyr} is out of range; the model has layers 0..{n_layers - 1}")
+        check_layer(model, lyr)
     pos_list = resolve_positions(positions, pairs.seq_len)
     if per_layer is not None:
         units = list(range(len(next(iter(per_layer.values())))))
