@@ -22,7 +22,7 @@ def register(sub: Any, name: str) -> None:
                    help="neurons zeroed per layer in the knockouts (default 5,10,25)")
     p.add_argument("--steps", type=_ints, default=None, help="only these checkpoint steps")
     p.add_argument("--no-faithfulness", action="store_true",
-                   help="skip the mutual-neuron faithfulness of Fig. 10b (saves one load + a few passes per step)")
+                   help="skip the mutual-neuron faithfulness of Fig. 10b (saves a few passes per step)")
     p.add_argument("--faithfulness-layers", type=_ints, default=None,
                    help="layers whose MLPs are reduced to heuristic neurons for Fig. 10b (default: all)")
     add_classifier_args(p)

@@ -87,8 +87,9 @@ def training_dynamics(
 
     ``intersection_top`` defaults to ``top_k // 4`` (the paper's 50 of 200). Operators a checkpoint answers no
     prompt of correctly get NaN for that step. ``steps`` selects a subset of checkpoint steps.
-    ``faithfulness`` adds Fig. 10b (one more load of each checkpoint); ``faithfulness_layers`` are the layers whose
-    MLPs are reduced to heuristic neurons (default: every layer; the paper keeps Pythia's layers < 14 whole).
+    ``faithfulness`` adds Fig. 10b (a mean cache and two faithfulness scores per operator and checkpoint);
+    ``faithfulness_layers`` are the layers whose MLPs are reduced to heuristic neurons (default: every layer; the
+    paper keeps Pythia's layers < 14 whole).
     """
     from tqdm.auto import tqdm
 
@@ -104,21 +105,31 @@ def training_dynamics(
     if any(x < 1 for x in ks):
         raise NeuronError(f"knockout_per_layer counts must be >= 1; got {ks}")
     inter_top = max(1, top_k // 4) if intersection_top is None else int(intersection_top)
-    acc: dict[str, list[float]] = {op: [] for op in task.operators}
-    frac: list[float] = []
-    heur: dict[str, list[float]] = {f"{op} L={x}": [] for op in task.operators for x in ks}
-    rand: dict[str, list[float]] = {key: [] for key in heur}
-    matches: list[set[tuple[str, str, int, int]]] = []
-    ops_at: list[list[str]] = []
+    n_steps = len(found)
+
+    def nans() -> list[float]:
+        return [math.nan] * n_steps
+
+    acc: dict[str, list[float]] = {op: nans() for op in task.operators}
+    frac = nans()
+    heur: dict[str, list[float]] = {f"{op} L={x}": nans() for op in task.operators for x in ks}
+    rand: dict[str, list[float]] = {key: nans() for key in heur}
+    f_all: dict[str, list[float]] = {op: nans() for op in task.operators}
+    f_mut: dict[str, list[float]] = {op: nans() for op in task.operators}
+    matches: list[set[tuple[str, str, int, int]]] = [set() for _ in found]
     final_top: dict[str, dict[int, list[int]]] = {}
-    for i, (step, path) in enumerate(tqdm(found, desc="checkpoints", disable=not progress)):
+    last = n_steps - 1
+    # the final checkpoint first: every other step's Fig. 10b compares against its classification, so each
+    # checkpoint is loaded once
+    for i in tqdm([last, *range(last)], desc="checkpoints", disable=not progress):
+        step, path = found[i]
         model = loader(path)
         k = check_top(int(model.cfg.d_mlp), k=top_k, frac=None)
-        if i == 0 and faithfulness and faithfulness_layers is not None:
+        if i == last and faithfulness and faithfulness_layers is not None:
             resolve_layers(model, faithfulness_layers)  # fail before the expensive part
         report = task.accuracy(model, max_prompts=max_accuracy_prompts)
         for op in task.operators:
-            acc[op].append(report.accuracy[op])
+            acc[op][i] = report.accuracy[op]
         ops = []
         for op in task.operators:
             try:
@@ -126,48 +137,33 @@ def training_dynamics(
                 ops.append(op)
             except TaskError:
                 log.info("step %d: no correct %r prompts; skipped", step, op)
-        ops_at.append(ops)
-        step_matches: set[tuple[str, str, int, int]] = set()
-        for key in heur:
-            heur[key].append(math.nan)
-            rand[key].append(math.nan)
         if not ops:
-            frac.append(math.nan)
-            matches.append(step_matches)
             continue
         importance = importance_by_operator(model, task.with_operators(ops), n_per_op=n_per_op, method=method)
         top = {op: imp.top(k=k) for op, imp in importance.items()}
         cls = classify_neurons(model, task, top, config=config, importance=importance)
-        frac.append(cls.classified_fraction)
+        frac[i] = cls.classified_fraction
         for op, oc in cls.ops.items():
             for n in oc.neurons:
                 for h in n.heuristics:
-                    step_matches.add((op, h.name, n.layer, n.index))
+                    matches[i].add((op, h.name, n.layer, n.index))
             pk = prompt_knockout(model, task, cls, op=op, per_layer=ks, n_prompts=knockout_prompts, n_random=n_random)
             for x, ha, ra in zip(pk.per_layer, pk.heuristic_accuracy, pk.random_accuracy):
-                heur[f"{op} L={x}"][-1] = ha
-                rand[f"{op} L={x}"][-1] = ra
-        matches.append(step_matches)
-        if i == len(found) - 1:
+                heur[f"{op} L={x}"][i] = ha
+                rand[f"{op} L={x}"][i] = ra
+        if i == last:
             final_top = {op: imp.top(k=min(inter_top, k)) for op, imp in importance.items()}
-        log.info("step %d: classified %.2f in %.1f s", step, frac[-1], time.time() - t0)
-    # heuristic names present at every step that classified anything (early checkpoints may classify nothing)
-    named = [{name for _, name, _, _ in m} for m in matches if m]
-    names_everywhere = set.intersection(*named) if named else set()
-    final = {t for t in matches[-1] if t[1] in names_everywhere and t[3] in final_top.get(t[0], {}).get(t[2], [])}
-    inter = [len(final & m) / len(final) if final else math.nan for m in matches]
-    f_all: dict[str, list[float]] = {op: [math.nan] * len(found) for op in task.operators}
-    f_mut: dict[str, list[float]] = {op: [math.nan] * len(found) for op in task.operators}
-    if faithfulness:
-        for i, (step, path) in enumerate(tqdm(found, desc="faithfulness (Fig. 10b)", disable=not progress)):
-            if not ops_at[i] or not matches[i]:
-                continue
-            m = model if i == len(found) - 1 else loader(path)
-            fa, fm = mutual_faithfulness(m, task, ops_at[i], matches[i], matches[-1], layers=faithfulness_layers,
+        if faithfulness and matches[i]:
+            fa, fm = mutual_faithfulness(model, task, ops, matches[i], matches[last], layers=faithfulness_layers,
                                          n_per_op=n_per_op)
             for op in fa:
                 f_all[op][i], f_mut[op][i] = fa[op], fm[op]
-            log.info("step %d: mutual-neuron faithfulness done in %.1f s", step, time.time() - t0)
+        log.info("step %d: classified %.2f in %.1f s", step, frac[i], time.time() - t0)
+    # heuristic names present at every step that classified anything (early checkpoints may classify nothing)
+    named = [{name for _, name, _, _ in m} for m in matches if m]
+    names_everywhere = set.intersection(*named) if named else set()
+    final = {t for t in matches[last] if t[1] in names_everywhere and t[3] in final_top.get(t[0], {}).get(t[2], [])}
+    inter = [len(final & m) / len(final) if final else math.nan for m in matches]
     return DynamicsResult(
         steps=[s for s, _ in found], accuracy=acc, classified_fraction=frac, intersection=inter,
         knockout_per_layer=ks, heuristic_accuracy=heur, random_accuracy=rand, n_final_triples=len(final),
@@ -207,6 +203,7 @@ def mutual_faithfulness(
     mean = mean_cache(model, task, kinds=("head", "mlp"))
     f_all: dict[str, float] = {}
     f_mut: dict[str, float] = {}
+    mutual = step_matches & final_matches
     for op in ops:
         try:
             sub = task.with_operators([op]).pairs(model, n_per_op=n_per_op, split="evaluation",
@@ -215,7 +212,6 @@ def mutual_faithfulness(
             log.info("no faithfulness for %r at this checkpoint: %s", op, e)
             continue
         ev = FaithfulnessEvaluator(model, sub.clean_tokens, sub.clean_answers, ablation="mean", mean=mean)
-        mutual = step_matches & final_matches
         f_all[op] = ev.score(keep_heads=heads, keep_mlps=whole,
                              keep_neurons=_kept(step_matches, op, layer_list)).faithfulness
         f_mut[op] = ev.score(keep_heads=heads, keep_mlps=whole, keep_neurons=_kept(mutual, op, layer_list)).faithfulness
