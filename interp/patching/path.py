@@ -123,9 +123,10 @@ def path_patch(
                      recorded: dict[int, Tensor] = recorded) -> Tensor:
             if layer in recv_by_layer:  # the receivers' outputs as computed from the path-patched stream
                 recorded[layer] = z[:, :, recv_by_layer[layer]].clone()
+            if layer != ls:
+                return base_cache[hook.name]  # frozen; read-only downstream, like freeze_mlp's
             out = base_cache[hook.name].clone()
-            if layer == ls:
-                out[:, :, hs] = src_cache[hook.name][:, :, hs]
+            out[:, :, hs] = src_cache[hook.name][:, :, hs]
             return out
 
         def freeze_mlp(x: Tensor, hook: Any) -> Tensor:
