@@ -32,9 +32,10 @@ import numpy as np
 import torch
 
 import interp
-from interp.ablation import ABLATIONS, faithfulness, mean_cache
-from interp.attribution import agreement, attribution_patch
 from interp.circuits import component_effects, evaluation_pairs, find_circuit, plot_curves
+from interp.circuits.ablation import ABLATIONS, mean_cache
+from interp.circuits.faithfulness import faithfulness
+from interp.patching.attribution import agreement, attribution_patch
 from interp.tasks import parse_task
 
 torch.set_num_threads(1)  # small batches: one thread is fastest on a shared CPU

@@ -33,8 +33,8 @@ import torch
 
 import interp
 from interp import vocab
-from interp.concepts import find_concept_neurons, load_lexicon
 from interp.tasks import parse_task
+from interp.vocab.concepts import find_concept_neurons, load_lexicon
 
 FAST = os.environ.get("INTERP_FAST") == "1"
 torch.set_num_threads(1)  # generation is latency-bound; on small shared CPUs more threads only contend
@@ -129,7 +129,7 @@ assert ans_after < ans_before
 # Rai & Yao call a neuron a *concept neuron* when at least 2 of its top-20 projected tokens (stripped,
 # lower-cased) are in a concept's seed lexicon; the seven lexicons of the paper ship with `interp`
 # (`interp/data/concepts.json`) and users extend them. An optional *judge* — any callable
-# `(tokens, question) -> "yes"/"no"`, e.g. an LLM behind `interp.concepts.llm_judge` — confirms candidates.
+# `(tokens, question) -> "yes"/"no"`, e.g. an LLM behind `interp.vocab.concepts.llm_judge` — confirms candidates.
 #
 # The toy model knows only numbers, so we give it a concept of our own: "the teens", 10–19.
 
@@ -168,12 +168,12 @@ for c in ("add", "subtract", "connections", "equals_to"):
 assert concepts.counts()["add"] > 0 and concepts.counts()["connections"] > 0
 
 # %% [markdown]
-# Do these neurons fire while the model reasons? `interp.cot.evaluate_variant` generates greedily under an 8-shot
+# Do these neurons fire while the model reasons? `interp.vocab.cot.evaluate_variant` generates greedily under an 8-shot
 # exemplar set and counts, at every generated token, the concept neurons among the top-20 sub-updates of each
 # layer (Rai & Yao's Algorithm one). Full CoT exemplars against the no-CoT baseline:
 
 # %%
-from interp.cot import evaluate_variant, load_problems
+from interp.vocab.cot import evaluate_variant, load_problems
 
 probs = load_problems(n=2 if FAST else 16)
 rows = {}

@@ -32,8 +32,10 @@ def main() -> None:
     ap.add_argument("--fast", action="store_true", help="tiny settings to check the pipeline")
     args = ap.parse_args()
     torch.set_num_threads(args.threads)
-    from interp.concepts import find_concept_neurons
-    from interp.cot import (
+    from interp.models import load_model
+    from interp.vocab import scan_values
+    from interp.vocab.concepts import find_concept_neurons
+    from interp.vocab.cot import (
         CotResult,
         DominantCollector,
         correlation,
@@ -42,8 +44,6 @@ def main() -> None:
         load_problems,
         load_variants,
     )
-    from interp.models import load_model
-    from interp.vocab import scan_values
 
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)

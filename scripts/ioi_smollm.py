@@ -19,7 +19,7 @@ def circuit_curve(model, pairs, heads_result, sizes=(0, 3, 5, 10, 20, 40, 80, 27
     and every other head resample-ablated from the ABC prompts."""
     import numpy as np
 
-    from interp.ablation import FaithfulnessEvaluator
+    from interp.circuits.faithfulness import FaithfulnessEvaluator
 
     eff = np.abs(heads_result.effects).max(axis=1)  # [layer head], max over the patched positions
     layers = heads_result.index["layer"]
@@ -44,10 +44,10 @@ def main() -> None:
                     help="reuse OUT/ioi_heads.json and only measure the faithfulness curve")
     args = ap.parse_args()
     torch.set_num_threads(args.threads)
-    from interp.heads import agreement, head_scores
+    from interp.circuits.heads import agreement, head_scores
     from interp.models import load_model
     from interp.patching import patch
-    from interp.pretrained_report import AGREEMENT_TEXTS
+    from interp.report.pretrained import AGREEMENT_TEXTS
     from interp.tasks.induction import InductionTask
     from interp.tasks.ioi import IOITask
 

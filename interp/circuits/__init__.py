@@ -5,8 +5,10 @@ heads in rank order (all MLPs kept) until faithfulness on held-out prompts reach
 chosen circuit under every ablation. The `Circuit` result saves to JSON and plots its curve and diagram.
 """
 
-from interp.ablation import ABLATIONS, Circuit, CircuitError, FaithfulnessResult, faithfulness, mean_cache
+from interp.circuits.ablation import ABLATIONS, CircuitError, mean_cache
+from interp.circuits.circuit import Circuit
 from interp.circuits.effects import DEFAULT_SEEDS, PAPER_SEEDS, ComponentEffects, component_effects
+from interp.circuits.faithfulness import FaithfulnessResult, faithfulness
 from interp.circuits.plots import plot_curve, plot_curves, plot_diagram, plot_effects
 from interp.circuits.search import RANKS, evaluation_pairs, find_circuit, find_circuits, sweep
 

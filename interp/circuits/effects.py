@@ -204,7 +204,7 @@ def component_effects(
 
     ``operator`` restricts the clean prompts to one operator (corrupt prompts still come from every operator of the
     task, as in the paper); None pools all. ``method="attribution"`` estimates the same maps by attribution
-    patching (`interp.attribution.attribution_patch`), 2 forwards + 1 backward per seed instead of one forward per
+    patching (`attribution_patch`), 2 forwards + 1 backward per seed instead of one forward per
     component.
     """
     if method not in METHODS:
@@ -220,7 +220,7 @@ def component_effects(
                 r = patch(model, pairs, site=site, positions=positions, metric=metric, max_rows=max_rows,
                           progress=progress, model_name=model_name)
             else:
-                from interp.attribution import attribution_patch
+                from interp.patching.attribution import attribution_patch
 
                 r = attribution_patch(model, pairs, site=site, positions=positions, metric=metric,
                                       model_name=model_name)

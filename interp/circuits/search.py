@@ -8,7 +8,7 @@ faithfulness-versus-size curve is kept. Because faithfulness depends on what "ab
 re-scored under every ablation (``sensitivity``).
 
 Options: rank MLPs too (one joint ranking of heads and MLPs), rank with attribution patching (cheap) and verify it
-against exact patching (`interp.attribution.agreement`), sweep only up to ``max_heads``.
+against exact patching (`interp.patching.attribution.agreement`), sweep only up to ``max_heads``.
 """
 
 from __future__ import annotations
@@ -22,15 +22,10 @@ import numpy as np
 import torch
 from torch import Tensor
 
-from interp.ablation import (
-    ABLATIONS,
-    Circuit,
-    CircuitError,
-    FaithfulnessEvaluator,
-    check_ablation,
-    mean_cache,
-)
+from interp.circuits.ablation import ABLATIONS, CircuitError, check_ablation, mean_cache
+from interp.circuits.circuit import Circuit
 from interp.circuits.effects import DEFAULT_SEEDS, METHODS, ComponentEffects, check_operator, component_effects
+from interp.circuits.faithfulness import FaithfulnessEvaluator
 from interp.errors import unknown
 from interp.tasks.base import PromptPairs
 
@@ -149,7 +144,7 @@ def find_circuit(
     ablations the chosen circuit is re-scored under. ``rank="attribution"`` ranks by attribution patching and, with
     ``verify``, also runs exact patching and records their agreement in ``meta["agreement"]``. ``rank_mlps`` ranks
     MLPs together with heads instead of keeping them all. ``metric`` is the patching metric of the ranking (default
-    the paper's indirect effect, Eq. 1). ``mean`` reuses a mean cache (`interp.ablation.mean_cache`); ``effects``
+    the paper's indirect effect, Eq. 1). ``mean`` reuses a mean cache (`mean_cache`); ``effects``
     reuses component effects (then ``rank``, ``metric`` and ``seeds`` come from them).
     """
     t0 = time.time()
@@ -229,7 +224,7 @@ def find_circuit(
         "rank_positions": list(effects.rank_positions),
     }
     if rank == "attribution" and verify:
-        from interp.attribution import agreement
+        from interp.patching.attribution import agreement
 
         exact = component_effects(model, task, operator=operator, seeds=effects.seeds, n_per_op=n_per_op,
                                   method="exact", metric=effects.heads.metric, corrupt_from=corrupt_from,

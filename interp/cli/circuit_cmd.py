@@ -20,7 +20,7 @@ def _seeds(text: str) -> tuple[int, ...]:
 
 
 def register(sub: Any, name: str) -> None:
-    from interp.ablation import ABLATIONS
+    from interp.circuits.ablation import ABLATIONS
     from interp.circuits.search import RANKS
     from interp.metrics import METRICS
 
@@ -52,7 +52,7 @@ def run(args: argparse.Namespace) -> int:
     import torch
 
     from interp._io import write_json_atomic, write_text_atomic
-    from interp.ablation import ABLATIONS, mean_cache
+    from interp.circuits.ablation import ABLATIONS, mean_cache
     from interp.circuits.search import check_target, find_circuit
 
     t0 = time.time()
@@ -76,7 +76,7 @@ def run(args: argparse.Namespace) -> int:
     write_json_atomic(args.out, out)
     if args.plot:
         from interp.circuits.plots import plot_curves
-        from interp.report import Section, render_html
+        from interp.report.base import Section, render_html
 
         figs = [plot_curves({"all": pooled, **per_op})] + [c.diagram() for c in [pooled, *per_op.values()]]
         write_text_atomic(args.plot, render_html(f"interp circuit: {args.model}", [Section("Circuits", [], figs)]))

@@ -42,8 +42,8 @@ def _skip(value: str | None) -> list[int] | None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from interp.concepts import find_concept_neurons, load_lexicon
-    from interp.concepts.judge import import_judge
+    from interp.vocab.concepts import find_concept_neurons, load_lexicon
+    from interp.vocab.concepts.judge import import_judge
 
     judge = None if args.judge is None else import_judge(args.judge)
     lexicon = load_lexicon(args.lexicon)

@@ -10,7 +10,7 @@ from interp.cli.common import add_model_arg, load, progress_enabled
 
 
 def register(sub: Any, name: str) -> None:
-    from interp.cot import VARIANTS
+    from interp.vocab.cot import VARIANTS
 
     p = sub.add_parser(name, help="chain-of-thought variants: accuracy and concept-neuron activation; JSON")
     add_model_arg(p)
@@ -33,8 +33,8 @@ def register(sub: Any, name: str) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from interp.concepts import ConceptNeurons, find_concept_neurons
-    from interp.cot import load_variants, run_cot
+    from interp.vocab.concepts import ConceptNeurons, find_concept_neurons
+    from interp.vocab.cot import load_variants, run_cot
 
     variants = [v.strip() for v in args.variants.split(",")] if args.variants else None
     load_variants(names=variants)  # unknown names fail before the model loads

@@ -191,10 +191,11 @@ def mutual_faithfulness(
     ``step_matches`` / ``final_matches`` are ``(operator, heuristic, layer, neuron)`` classifications at this step
     and in the final model. Both circuits keep every head and the whole MLP of every layer outside ``layers``;
     inside ``layers`` they keep (1) every neuron classified at this step, or (2) only those classified into the same
-    heuristic in the final model; every other neuron is mean-ablated (`interp.ablation`, Eq. 2, on held-out correct
+    heuristic in the final model; every other neuron is mean-ablated (Eq. 2, on held-out correct
     prompts). Operators without enough correct evaluation prompts are left out of the result.
     """
-    from interp.ablation import FaithfulnessEvaluator, mean_cache
+    from interp.circuits.ablation import mean_cache
+    from interp.circuits.faithfulness import FaithfulnessEvaluator
 
     n_layers, n_heads = int(model.cfg.n_layers), int(model.cfg.n_heads)
     layer_list = resolve_layers(model, layers)

@@ -3,7 +3,7 @@
 The paper's code scores every neuron of ``mlp.hook_post`` by attribution patching (AtP) with the indirect-effect
 metric (Eq. 1) - clean prompt, corrupt activation patched in, first-order estimate - one score per prompt, and
 ranks neurons by ``mean + std`` over prompts (``get_neuron_importance_scores``); the paper's text describes exact
-activation patching instead. Both are here: ``method="atp"`` (default; `interp.attribution.attribution_scores`,
+activation patching instead. Both are here: ``method="atp"`` (default; `interp.patching.attribution.attribution_scores`,
 one forward/backward per batch) and ``method="exact"`` (`interp.patching.patch`, one patched forward per neuron and
 prompt batch; its per-prompt std comes from the standard error). `verify_top_neurons` re-measures the AtP top
 neurons exactly. The paper keeps the top 200 of 14,336 neurons (≈1.4%) per layer; `faithfulness_curve` measures
@@ -59,7 +59,7 @@ def neuron_importance(
     layer_list = resolve_layers(model, layers)
     t0 = time.time()
     if method == "atp":
-        from interp.attribution import attribution_scores
+        from interp.patching.attribution import attribution_scores
 
         s = attribution_scores(model, pairs, site="neurons", metric=metric, positions="last", layers=layer_list,
                                batch_size=batch_size)  # [batch layer pos=1 neuron]
@@ -147,14 +147,15 @@ def faithfulness_curve(
     ablation: str = "mean",
     mean: Mapping[str, Any] | None = None,
 ) -> FaithfulnessCurve:
-    """Fig. 4b: faithfulness (Eq. 2, `interp.ablation`) of the circuit that keeps the operator's heads, whole MLPs
+    """Fig. 4b: faithfulness (Eq. 2) of the circuit that keeps the operator's heads, whole MLPs
     outside ``layers`` and only the top-k neurons (by ``importance[op]``) in ``layers``; everything else ablated.
 
     ``layers`` are the paper's "heuristic layers" (default: every scored layer). ``keep_heads`` is one head list
     for all operators, one per operator, or None for every head. Evaluated on held-out correct prompts
     (``split="evaluation"``).
     """
-    from interp.ablation import FaithfulnessEvaluator, mean_cache
+    from interp.circuits.ablation import mean_cache
+    from interp.circuits.faithfulness import FaithfulnessEvaluator
 
     check_hook_post(model)
     d_mlp, n_layers, n_heads = int(model.cfg.d_mlp), int(model.cfg.n_layers), int(model.cfg.n_heads)

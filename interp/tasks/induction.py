@@ -4,7 +4,7 @@ After the first copy of ``A``, a model with induction heads predicts the second 
 second copy it looks back to the token after the previous occurrence of the current token. `InductionTask` needs no
 tokenizer (token ids are drawn from the vocabulary, special tokens excluded when a tokenizer is known):
 
-* `tokens` - the repeated sequences, input of `interp.heads` (previous-token, duplicate-token, induction heads);
+* `tokens` - the repeated sequences, input of `interp.circuits.heads` (previous-, duplicate-token, induction);
 * `loss` - per-position loss on the first and second copy (the "induction bump": much lower loss on the second);
 * `pairs` - clean/corrupt pairs for patching: clean ``[BOS] A A[:m]`` (answer ``A[m]``), corrupt ``[BOS] A' A[:m]``
   where ``A'`` differs from ``A`` only at position ``m`` (answer ``A'[m]``), so the two prompts differ only in what

@@ -44,8 +44,8 @@ def test_every_operator_has_a_faithful_circuit_with_all_mlps(setup):
 
 
 def test_attribution_agrees_with_exact_patching_on_neurons(setup):
-    from interp.attribution import agreement, attribution_patch
     from interp.patching import patch
+    from interp.patching.attribution import agreement, attribution_patch
 
     model, task, _ = setup
     pairs = task.pairs(model, n_per_op=50, seed=42).by_group()["+"]

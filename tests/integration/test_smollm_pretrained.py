@@ -29,7 +29,7 @@ def model():
 
 @pytest.fixture(scope="module")
 def concepts(model):
-    from interp.concepts import find_concept_neurons
+    from interp.vocab.concepts import find_concept_neurons
 
     return find_concept_neurons(model)
 
@@ -56,7 +56,7 @@ def test_promote_an_add_neuron_raises_its_tokens(model, concepts):
 
 
 def test_cot_generation_solves_an_easy_problem(model, concepts):
-    from interp.cot import evaluate_variant, load_problems
+    from interp.vocab.cot import evaluate_variant, load_problems
 
     probs = load_problems(ids=["wp01"])  # Mia: 4 + 3
     res = evaluate_variant(model, "full_cot", probs, concept_neurons=concepts, max_new_tokens=48)
@@ -80,8 +80,8 @@ def test_ioi_logit_diff_and_head_patching(model):
 
 
 def test_head_classes_agree_with_head_detector(model):
-    from interp.heads import agreement, head_scores
-    from interp.pretrained_report import AGREEMENT_TEXTS
+    from interp.circuits.heads import agreement, head_scores
+    from interp.report.pretrained import AGREEMENT_TEXTS
 
     hs = head_scores(model, seq_len=16, n_sequences=4)
     assert hs.top("induction", 1)[0][1] > 0.5 and hs.top("previous_token", 1)[0][1] > 0.5

@@ -9,17 +9,9 @@ import pytest
 import torch
 from conftest import random_pairs, tiny_bridge
 
-from interp.ablation import (
-    ABLATIONS,
-    Circuit,
-    CircuitError,
-    FaithfulnessEvaluator,
-    ablation_hooks,
-    faithfulness,
-    faithfulness_score,
-    mean_cache,
-    mean_cache_tokens,
-)
+from interp.circuits.ablation import ABLATIONS, CircuitError, ablation_hooks, mean_cache, mean_cache_tokens
+from interp.circuits.circuit import Circuit
+from interp.circuits.faithfulness import FaithfulnessEvaluator, faithfulness, faithfulness_score
 from interp.errors import InterpError, ShapeError, UnknownNameError
 from interp.metrics import normalized_logit
 

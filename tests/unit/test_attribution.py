@@ -7,10 +7,10 @@ import pytest
 import torch
 from conftest import random_pairs, tiny_bridge
 
-from interp.attribution import agreement, attribution_patch, attribution_scores, spearman
 from interp.errors import ShapeError, UnknownNameError
 from interp.metrics import MetricContext, make_metric
 from interp.patching import patch
+from interp.patching.attribution import agreement, attribution_patch, attribution_scores, spearman
 from interp.sites import hook_name, site_kind
 from interp.tasks.base import PromptPairs
 

@@ -8,8 +8,9 @@ import numpy as np
 import pytest
 import torch
 
-from interp.ablation import ABLATIONS, Circuit, CircuitError
 from interp.circuits import component_effects, evaluation_pairs, find_circuit, mean_cache
+from interp.circuits.ablation import ABLATIONS, CircuitError
+from interp.circuits.circuit import Circuit
 from interp.errors import TaskError, UnknownNameError
 from interp.tasks import parse_task
 
@@ -168,8 +169,8 @@ def test_cli_rejects_bad_target_before_loading(capsys):
 
 
 def test_report_section(toy):
-    from interp.circuits.report_section import circuit_section
     from interp.report import ReportContext
+    from interp.report.circuits import circuit_section
 
     ctx = ReportContext(model_name="tiny", task_spec="arith:+-:0-9", n_per_op=N, progress=False, quick=True)
     sec = circuit_section(toy, ctx)

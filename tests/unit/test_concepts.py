@@ -8,7 +8,8 @@ import pytest
 import torch
 from conftest import tiny_bridge
 
-from interp.concepts import (
+from interp.errors import InterpError, TaskError, UnknownNameError
+from interp.vocab.concepts import (
     BUILTIN_CONCEPTS,
     ConceptError,
     ConceptNeurons,
@@ -20,7 +21,6 @@ from interp.concepts import (
     load_lexicon,
     parse_verdict,
 )
-from interp.errors import InterpError, TaskError, UnknownNameError
 
 # token strings of the 50-token tiny vocabulary: a few concept tokens, the rest filler
 STRINGS = ["+", " plus", "Sum", " then", "So", " =", "total", "x", "*"] + [f"w{i}" for i in range(9, 50)]

@@ -7,7 +7,9 @@ import pytest
 import torch
 from conftest import tiny_bridge
 
-from interp.cot import (
+from interp.errors import InterpError, UnknownNameError
+from interp.sites import hook_name
+from interp.vocab.cot import (
     VARIANTS,
     ConceptActivation,
     CotError,
@@ -28,9 +30,7 @@ from interp.cot import (
     random_like,
     run_cot,
 )
-from interp.cot.generate import GenerationError
-from interp.errors import InterpError, UnknownNameError
-from interp.sites import hook_name
+from interp.vocab.cot.generate import GenerationError
 
 WORDS = ["<bos>", "<eos>", "<unk>", "Question", ":", "The", "answer", "is", ".", "\n"] + [str(i) for i in range(20)] + \
         ["Let's", "think", "step", "by", "First", "Then", "So", "+", "-", "*", "/", "="]
@@ -104,7 +104,7 @@ def test_extract_answer_fallback_and_completion():
 
 
 def test_cached_batched_generation_matches_the_plain_loop(llama):
-    from interp.cot.generate import _supports_cache
+    from interp.vocab.cot.generate import _supports_cache
 
     # the cached path must really be taken (fails when the installed transformers breaks the bridge's KV cache)
     assert _supports_cache(llama)
@@ -311,7 +311,7 @@ class _CacheIgnoringModel:
 
 
 def test_a_cache_that_does_not_reproduce_the_full_pass_is_never_used(llama):
-    from interp.cot.generate import GenerationError, _check_cache
+    from interp.vocab.cot.generate import GenerationError, _check_cache
 
     broken = _CacheIgnoringModel(llama)
     assert not _check_cache(broken)

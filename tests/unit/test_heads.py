@@ -10,8 +10,8 @@ import pytest
 import torch
 from conftest import tiny_bridge
 
+from interp.circuits.heads import HeadError, HeadScores, agreement, head_scores, target_masks
 from interp.errors import InterpError, ShapeError, TaskError, UnknownNameError
-from interp.heads import HeadError, HeadScores, agreement, head_scores, target_masks
 
 SEQ = torch.tensor([[0, 5, 6, 7, 5, 6, 7]])  # BOS, A = (5, 6, 7), A again
 

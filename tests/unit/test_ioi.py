@@ -212,7 +212,7 @@ def word_bridge(word_tokenizer):
 
 
 def test_circuit_search_runs_on_ioi_with_abc_mean_ablation(word_bridge):
-    from interp.ablation import mean_cache
+    from interp.circuits.ablation import mean_cache
     from interp.circuits.search import find_circuit
     from interp.sites import hook_name
 

@@ -153,8 +153,8 @@ def test_bad_input(toy, task, classification):
 
 
 def test_report_section(toy):
-    from interp.neurons.report_section import neuron_section
     from interp.report import ReportContext
+    from interp.report.neurons import neuron_section
 
     ctx = ReportContext(model_name="tiny", task_spec="arith:+-*/:0-9", n_per_op=8, quick=True, progress=False)
     sec = neuron_section(toy, ctx)

@@ -57,7 +57,8 @@ def test_dynamics_over_checkpoints(run_dir, tmp_path):
 
 def test_mutual_faithfulness_bounds(run_dir):
     """Keeping every neuron of every layer is the full model (F = 1); keeping no neuron is the heads-only circuit."""
-    from interp.ablation import FaithfulnessEvaluator, mean_cache
+    from interp.circuits.ablation import mean_cache
+    from interp.circuits.faithfulness import FaithfulnessEvaluator
     from interp.models import load_model
     from interp.neurons.dynamics import mutual_faithfulness
 

@@ -35,7 +35,7 @@ def test_exact_importance_is_patching_mean_plus_std(model, pairs):
 
 
 def test_atp_importance_and_top(model, pairs):
-    from interp.attribution import attribution_scores
+    from interp.patching.attribution import attribution_scores
 
     imp = neuron_importance(model, pairs, method="atp", layers=[1, 2])
     s = attribution_scores(model, pairs, site="neurons", positions="last", layers=[1, 2])[:, :, 0, :].numpy()

@@ -2,9 +2,9 @@
 
 `run_cot` generates greedily for every word problem under every exemplar variant, extracts the answer, and (given
 concept neurons) measures how often and how strongly they are among the top-K sub-updates of the generated tokens
-(`interp.cot.activation`). Across variants it reports the Pearson and Spearman correlation between accuracy and
+(`interp.vocab.cot.activation`). Across variants it reports the Pearson and Spearman correlation between accuracy and
 activation (Rai & Yao report a positive one). `corruption_experiment` compares accuracy with the concept neurons
-corrupted against the same number of random neurons from the same layers (`interp.cot.corrupt`).
+corrupted against the same number of random neurons from the same layers (`interp.vocab.cot.corrupt`).
 """
 
 from __future__ import annotations
@@ -19,9 +19,11 @@ from typing import Any
 
 import numpy as np
 
-from interp.cot.activation import ConceptActivation
-from interp.cot.corrupt import CORRUPTIONS, corrupt_neurons, random_like
-from interp.cot.data import (
+from interp.errors import unknown
+from interp.tasks.base import get_tokenizer
+from interp.vocab.cot.activation import ConceptActivation
+from interp.vocab.cot.corrupt import CORRUPTIONS, corrupt_neurons, random_like
+from interp.vocab.cot.data import (
     CotError,
     Variant,
     WordProblem,
@@ -32,9 +34,7 @@ from interp.cot.data import (
     load_problems,
     load_variants,
 )
-from interp.cot.generate import greedy_generate
-from interp.errors import unknown
-from interp.tasks.base import get_tokenizer
+from interp.vocab.cot.generate import greedy_generate
 
 __all__ = [
     "ProblemOutcome",

@@ -13,7 +13,7 @@ Totals over concepts are reported as ``"all"``; concept names with a ``@group`` 
 totalled separately as ``"all@group"``, so two neuron sets can be measured in one generation pass.
 
 `DominantCollector` records the dominant neurons themselves (Algorithm one's output), which can be fed back to
-`interp.concepts.find_concept_neurons(candidates=...)` to restrict the lexicon search as the paper does.
+`interp.vocab.concepts.find_concept_neurons(candidates=...)` to restrict the lexicon search as the paper does.
 """
 
 from __future__ import annotations
@@ -25,14 +25,14 @@ from typing import Any
 import torch
 from torch import Tensor
 
-from interp.cot.data import CotError
 from interp.vocab import value_norms
+from interp.vocab.cot.data import CotError
 
 __all__ = ["ConceptActivation", "DominantCollector"]
 
 
 class ConceptActivation:
-    """An observer for `interp.cot.generate.greedy_generate` that counts concept neurons among the top-K."""
+    """An observer for `interp.vocab.cot.generate.greedy_generate` that counts concept neurons among the top-K."""
 
     def __init__(self, model: Any, concept_neurons: Mapping[str, Mapping[int, Sequence[int]]], *, top_k: int = 20,
                  n_prompts: int) -> None:

@@ -13,7 +13,7 @@ import re
 from collections.abc import Callable, Sequence
 from typing import Any
 
-from interp.concepts.lexicon import ConceptError
+from interp.vocab.concepts.lexicon import ConceptError
 
 __all__ = ["Judge", "JudgeError", "judge_prompt", "parse_verdict", "call_judge", "llm_judge", "import_judge"]
 

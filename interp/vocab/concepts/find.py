@@ -7,9 +7,9 @@ A judge (GPT-4 in the paper) may then confirm each candidate. Here:
 
 * every neuron of the non-skipped layers is scanned by default (`interp.vocab.scan_values`, under a minute for
   SmolLM2's 46,080 neurons); ``candidates=`` restricts the search to a set of neurons, e.g. the dominant
-  sub-updates collected during chain-of-thought generation (the paper's Algorithm one, `interp.cot`);
+  sub-updates collected during chain-of-thought generation (the paper's Algorithm one, `interp.vocab.cot`);
 * ``skip_layers=None`` skips the paper's share of early layers, ``round(6/32 * n_layers)`` (SmolLM2: 0-5);
-* ``min_matches`` (2) and ``top_k`` (20) are the paper's rule; ``judge`` is optional (`interp.concepts.judge`).
+* ``min_matches`` (2) and ``top_k`` (20) are the paper's rule; ``judge`` is optional (`interp.vocab.concepts.judge`).
 """
 
 from __future__ import annotations
@@ -23,9 +23,9 @@ from typing import Any
 
 import numpy as np
 
-from interp.concepts.judge import Judge, call_judge
-from interp.concepts.lexicon import ConceptError, Lexicon, load_lexicon, normalize_token
 from interp.errors import unknown
+from interp.vocab.concepts.judge import Judge, call_judge
+from interp.vocab.concepts.lexicon import ConceptError, Lexicon, load_lexicon, normalize_token
 
 __all__ = ["ConceptNeuron", "ConceptNeurons", "find_concept_neurons", "default_skip_layers", "PAPER_SKIP_FRACTION"]
 

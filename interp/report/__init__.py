@@ -1,0 +1,34 @@
+"""Level 7: the HTML report (``interp report``).
+
+`base` holds `Section`, `ReportContext` and the rendering every section uses; one module per section (`arith`,
+`circuits`, `neurons`, `pretrained`); `build` holds `build_report` and the `SECTIONS` lists and imports the sections.
+Sections import `interp.report.base` and any lower level (core, models, tasks, patching, circuits, neurons, vocab);
+never `interp.report.build` nor `interp.cli`.
+"""
+
+from interp.report.arith import accuracy_section, patching_section
+from interp.report.base import (
+    FEW_SHOT_PREFIX,
+    FEW_SHOT_SPEC,
+    ReportContext,
+    Section,
+    default_task,
+    render_html,
+    single_token_numbers,
+)
+from interp.report.build import PRETRAINED_SECTIONS, SECTIONS, build_report
+
+__all__ = [
+    "FEW_SHOT_PREFIX",
+    "FEW_SHOT_SPEC",
+    "PRETRAINED_SECTIONS",
+    "ReportContext",
+    "SECTIONS",
+    "Section",
+    "accuracy_section",
+    "build_report",
+    "default_task",
+    "patching_section",
+    "render_html",
+    "single_token_numbers",
+]
