@@ -10,8 +10,9 @@ from typing import Any
 import numpy as np
 
 from interp._io import read_json, write_json_atomic
+from interp.errors import ShapeError
 
-__all__ = ["PatchResult"]
+__all__ = ["PatchResult", "top_neurons_per_layer"]
 
 
 @dataclass(frozen=True)
@@ -138,3 +139,26 @@ class PatchResult:
         from interp.plotting import plot_patch_result
 
         return plot_patch_result(self, title=title, transform=transform)
+
+
+def top_neurons_per_layer(result: Any, k: int, *, pos: int | None = None, by_abs: bool = True) -> dict[int, list[int]]:
+    """The ``k`` neurons of each layer with the largest effect in a neuron sweep (``neurons=`` of a later sweep).
+
+    ``pos`` picks one position; by default a neuron's score is its largest effect over the swept positions.
+    """
+    if tuple(result.axes) != ("layer", "pos", "neuron"):
+        raise ShapeError(f"top_neurons_per_layer needs a neuron sweep with axes (layer, pos, neuron); "
+                         f"got {result.axes}")
+    eff = np.abs(result.effects) if by_abs else result.effects
+    if pos is not None:
+        if pos not in result.index["pos"]:
+            raise ShapeError(f"position {pos} is not in the sweep (positions {result.index['pos']})")
+        score = eff[:, result.index["pos"].index(pos), :]
+    else:
+        score = eff.max(axis=1)
+    kk = min(int(k), score.shape[1])
+    out = {}
+    for i, lyr in enumerate(result.index["layer"]):
+        order = np.argsort(-score[i], kind="stable")[:kk]
+        out[int(lyr)] = [int(result.index["neuron"][j]) for j in order]
+    return out

@@ -14,7 +14,7 @@ import torch
 import transformer_lens.patching as tlp
 from conftest import random_pairs, tiny_bridge
 
-import interp.patching.engine as engine_mod
+import interp.patching.engine.core as engine_mod
 from interp.errors import ShapeError, UnknownNameError
 from interp.metrics import MetricContext, make_metric
 from interp.patching import patch
@@ -277,7 +277,7 @@ def test_a_variant_does_not_depend_on_what_shares_its_batch(tiny):
 
 
 def test_auto_budget_is_a_fraction_of_free_memory(monkeypatch):
-    from interp.patching import engine as eng
+    from interp.patching.engine import budget as eng
 
     monkeypatch.setattr(eng, "available_bytes", lambda device="cpu": 10 * 10**9)
     assert eng.parse_bytes("auto") == 4 * 10**9

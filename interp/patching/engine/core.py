@@ -1,230 +1,34 @@
-"""Cone-aware exact patching: recompute only what a patch can change, many patches per pass.
+"""`ConeEngine`: the explicit per-layer forward of a bridge and the cone-restricted patch sweep (see
+`interp.patching.engine` for the method).
 
-A patch at layer ``l`` and position ``p`` cannot change anything before layer ``l`` nor anything at a position
-before ``p`` (attention is causal), and the metric reads only the last position's logits. The engine computes
-exactly the activations inside that *cone* and reads everything else from the unpatched base run:
-
-* the base and source prompts run once per sweep through an explicit forward that keeps only what the sweep
-  reads (the residual stream from the first swept layer on, every layer's keys and values, the patched activation);
-* every site reduces to "the residual stream entering layer ``L`` has a new vector at position ``p``": a
-  ``resid_pre`` patch at layer ``l`` gives ``L = l``; ``attn_out``/``head`` patches finish layer ``l``'s MLP on
-  that one position (``L = l + 1``); ``mlp_out``/``mlp`` patches add the new MLP output to the cached
-  ``resid_mid`` and a single neuron is a rank-1 change of the cached residual (``L = l + 1``);
-* layers ``L..n-1`` are recomputed only at positions ``p..S-1``; positions ``< p`` enter attention through the
-  base run's key/value cache, shared by all variants by broadcasting. In the last layer only the last position's
-  query, attention output and MLP are computed, so a last-position patch costs one query row per layer;
-* patch variants with the same ``p`` are stacked along the batch axis; those starting at a later layer join the
-  batch when the computation reaches their layer, so one pass walks the layer stack once;
-* patches whose source value equals the base value for every prompt (a shared BOS token, a last-layer patch
-  before the last position) change nothing and are not recomputed; metrics that read only the two answer logits
-  (the logit-difference family) get only those two columns of the unembedding.
-
-The explicit forward is written against the bridge's own weights and functions (the ``nn.Linear`` modules the
-compatibility-mode forward calls, its normalization formula or HF norm module, rotary tables, activation), and
-the unpatched forward reproduces the bridge bit for bit on the supported architectures: TransformerLens-native
-models and the Llama adapter, with LayerNorm or RMSNorm, learned or rotary positions, plain or gated MLPs and
-grouped-query attention. `ConeEngine.verify` checks it against the bridge (logits and every layer's patchable
-activations, relative error ``<= CHECK_RTOL``; once per weights and prompt length). Any other architecture, an
-attached hook, or a failed check raises `Unsupported`, and `interp.patching.patch` falls back to one hooked full
-forward per chunk of stacked variants.
+This module is over 450 lines on purpose: it is one class whose forward, verification and sweep share the
+per-sweep caches (residual stream, keys/values, taps) and the block adapters; splitting the class would scatter one
+algorithm over files that each need the others' private state.
 """
 
 from __future__ import annotations
 
 import logging
-import os
-import re
 import weakref
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
-import numpy as np
 import torch
 import torch.nn.functional as F
 from torch import Tensor
 
-from interp.errors import InterpError, ShapeError
+from interp.patching.engine.adapters import Unsupported, _activation, _Block, _linear, _norm
+from interp.patching.engine.plan import _rows_matmul
 from interp.sites import hook_name
 
-__all__ = [
-    "ConeEngine",
-    "EngineStats",
-    "Unsupported",
-    "parse_bytes",
-    "format_bytes",
-    "top_neurons_per_layer",
-    "CHECK_RTOL",
-]
+__all__ = ["CHECK_RTOL", "ConeEngine", "EngineStats", "Unsupported"]
 
 log = logging.getLogger(__name__)
 
 CHECK_RTOL = 1e-4  # explicit forward vs bridge on the base run, relative to the reference's max |value|
 _NATIVE = "NativeModel"
 _HF_ARCHITECTURES = ("LlamaForCausalLM",)  # checked against the bridge in tests; others fall back
-
-
-class Unsupported(InterpError):
-    """The cone engine cannot reproduce this model's forward pass (the caller falls back to full passes)."""
-
-
-# ------------------------------------------------------------------------------------------ memory budget
-_UNITS = {"": 1, "b": 1, "kb": 10**3, "mb": 10**6, "gb": 10**9, "tb": 10**12,
-          "kib": 2**10, "mib": 2**20, "gib": 2**30, "tib": 2**40}
-
-
-AUTO_MIN_BYTES = 10**9
-AUTO_FRACTION = 0.4
-
-
-def available_bytes(device: Any = "cpu") -> int | None:
-    """Memory free now on ``device`` (CUDA: ``mem_get_info``; CPU: ``MemAvailable``), or None if unknown."""
-    dev = torch.device(device)
-    if dev.type == "cuda" and torch.cuda.is_available():
-        return int(torch.cuda.mem_get_info(dev)[0])
-    try:
-        with open("/proc/meminfo") as f:
-            for line in f:
-                if line.startswith("MemAvailable:"):
-                    return int(line.split()[1]) * 1024
-    except OSError:
-        pass
-    try:
-        return int(os.sysconf("SC_AVPHYS_PAGES") * os.sysconf("SC_PAGE_SIZE"))
-    except (ValueError, OSError, AttributeError):
-        return None
-
-
-def auto_budget(device: Any = "cpu") -> int:
-    """``max_memory="auto"``: 40% of the memory free now on ``device``, at least 1 GB."""
-    free = available_bytes(device)
-    return AUTO_MIN_BYTES if free is None else max(AUTO_MIN_BYTES, int(free * AUTO_FRACTION))
-
-
-def parse_bytes(value: int | float | str, device: Any = "cpu") -> int:
-    """``2_000_000``, ``"2GB"``, ``"512 MiB"``, ``"1.5e9"`` -> bytes; ``"auto"`` -> `auto_budget` of ``device``."""
-    if isinstance(value, str) and value.strip().lower() == "auto":
-        return auto_budget(device)
-    if isinstance(value, (int, float)) and not isinstance(value, bool):
-        if value <= 0:
-            raise ShapeError(f"max_memory must be positive, got {value}")
-        return int(value)
-    m = re.fullmatch(r"\s*([0-9]*\.?[0-9]+(?:e[0-9]+)?)\s*([a-zA-Z]*)\s*", str(value))
-    if not m or m.group(2).lower() not in _UNITS:
-        raise ShapeError(f"max_memory {value!r} is not a size; use bytes, 'auto' or e.g. '512MB', '2GB', '1GiB'")
-    out = int(float(m.group(1)) * _UNITS[m.group(2).lower()])
-    if out <= 0:
-        raise ShapeError(f"max_memory must be positive, got {value!r}")
-    return out
-
-
-def format_bytes(n: float) -> str:
-    for unit in ("B", "KB", "MB", "GB"):
-        if abs(n) < 1000 or unit == "GB":
-            return f"{n:.0f} {unit}" if unit == "B" else f"{n:.1f} {unit}"
-        n /= 1000
-    return f"{n:.1f} GB"  # pragma: no cover
-
-
-# ------------------------------------------------------------------------------------------ model pieces
-@dataclass(frozen=True)
-class _Norm:
-    """One normalization as the bridge computes it: the HF module called directly, or the bridge's formula."""
-
-    module: Any  # the HF module the bridge calls itself (native-autograd path), else None
-    rms: bool
-    weight: Tensor | None
-    bias: Tensor | None
-    eps: float
-    identity: bool = False
-
-    def __call__(self, x: Tensor) -> Tensor:
-        if self.identity:
-            return x
-        if self.module is not None:
-            out = self.module(x)
-            return out if out.dtype == x.dtype else out.to(x.dtype)
-        # the bridge's from-scratch formula (NormalizationBridge._python_norm_forward), kept op for op so the
-        # unpatched explicit forward reproduces the bridge's numbers exactly
-        h = x if x.dtype in (torch.float32, torch.float64) else x.float()
-        if not self.rms:
-            h = h - h.mean(-1, keepdim=True)
-        h = h / (h.pow(2).mean(-1, keepdim=True) + self.eps).sqrt()
-        if self.weight is not None:
-            h = h * self.weight
-        if self.bias is not None:
-            h = h + self.bias
-        return h.to(x.dtype)
-
-
-@dataclass(frozen=True)
-class _Block:
-    ln1: _Norm
-    ln2: _Norm | None
-    wq: Tensor
-    bq: Tensor | None
-    wk: Tensor
-    bk: Tensor | None
-    wv: Tensor
-    bv: Tensor | None
-    wo: Tensor
-    bo: Tensor | None
-    w_in: Tensor | None
-    b_in: Tensor | None
-    w_gate: Tensor | None
-    b_gate: Tensor | None
-    w_out: Tensor | None
-    b_out: Tensor | None
-    act: Callable[[Tensor], Tensor] | None
-
-    def post(self, x: Tensor) -> Tensor:
-        """MLP hidden activation (``hook_post``) of the normalized input ``x``."""
-        assert self.act is not None and self.w_in is not None
-        pre = F.linear(x, self.w_in, self.b_in)
-        if self.w_gate is None:
-            return self.act(pre)
-        return self.act(F.linear(x, self.w_gate, self.b_gate)) * pre
-
-
-def _linear(bridge_linear: Any, what: str) -> tuple[Tensor, Tensor | None]:
-    lin = getattr(bridge_linear, "original_component", None)
-    if not isinstance(lin, torch.nn.Linear):
-        raise Unsupported(f"{what} is {type(lin).__name__}, not nn.Linear")
-    return lin.weight.detach(), None if lin.bias is None else lin.bias.detach()
-
-
-def _norm(bridge_norm: Any, cfg: Any, what: str) -> _Norm:
-    if bridge_norm is None:
-        return _Norm(None, False, None, None, 0.0, identity=True)
-    orig = getattr(bridge_norm, "original_component", None)
-    if orig is None or isinstance(orig, torch.nn.Identity):
-        return _Norm(None, False, None, None, 0.0, identity=True)
-    if getattr(bridge_norm, "uses_weight_offset", False):
-        raise Unsupported(f"{what} uses a (1 + weight) RMSNorm")
-    rms = bool(getattr(bridge_norm, "uses_rms_norm", False))
-    native_path = bool(getattr(bridge_norm, "use_native_layernorm_autograd", False)) or bool(
-        getattr(getattr(bridge_norm, "config", None), "layer_norm_folding", False)
-    )
-    if native_path:
-        return _Norm(orig, rms, None, None, 0.0)
-    w = getattr(orig, "weight", None)
-    b = getattr(orig, "bias", None) if not rms else None
-    eps = float(getattr(getattr(bridge_norm, "config", None), "eps", getattr(cfg, "eps", 1e-5)))
-    return _Norm(None, rms, None if w is None else w.detach(), None if b is None else b.detach(), eps)
-
-
-def _activation(bridge_mlp: Any, gated: bool) -> Callable[[Tensor], Tensor]:
-    if gated and getattr(bridge_mlp, "_use_processed_weights", False):
-        from transformer_lens.model_bridge.generalized_components.gated_mlp import resolve_activation_fn
-
-        return resolve_activation_fn(bridge_mlp.config)
-    orig = getattr(bridge_mlp, "original_component", None)
-    act = getattr(orig, "act_fn", None) or getattr(orig, "act", None)
-    if act is None or not callable(act):
-        raise Unsupported(f"cannot find the activation function of {type(orig).__name__}")
-    if getattr(orig, "ln", None) is not None:
-        raise Unsupported("SoLU-LN MLPs are not handled")
-    return act
 
 
 @dataclass
@@ -739,67 +543,6 @@ class ConeEngine:
         return logits, order
 
 
-_MIN_ROWS = 32
-
-
-def _rows_matmul(a: Tensor, b: Tensor) -> Tensor:
-    """``a @ b`` with at least ``_MIN_ROWS`` rows per product (zero-padded): a row's result then comes from the same
-    matrix-multiply kernel whatever the number of variants stacked with it (small products take another path)."""
-    m = a.shape[-2]
-    if m >= _MIN_ROWS:
-        return a @ b
-    pad = a.new_zeros(*a.shape[:-2], _MIN_ROWS - m, a.shape[-1])
-    return (torch.cat([a, pad], dim=-2) @ b)[..., :m, :]
-
-
 def _rel_err(got: Tensor, ref: Tensor) -> float:
     scale = float(ref.abs().max())
     return float((got - ref).abs().max()) / max(scale, 1e-6)
-
-
-def plan_passes(variants: Sequence[tuple[int, int]], *, batch: int, max_rows: int | None, avail_bytes: int,
-                row_bytes: Callable[[int], int]) -> list[dict[int, list[int]]]:
-    """Pack variants ``(variant id, position)`` into passes: ``{position: [variant ids]}`` per pass.
-
-    A pass holds at most ``max_rows`` rows (variants x prompts); each position group inside it (run one after
-    another) fits ``avail_bytes`` of working memory.
-    """
-    passes: list[dict[int, list[int]]] = []
-    cur: dict[int, list[int]] = {}
-    rows = 0
-    for vid, p in variants:
-        grp = len(cur.get(p, ()))
-        too_many = max_rows is not None and rows + batch > max_rows
-        too_big = (grp + 1) * batch * row_bytes(p) > avail_bytes
-        if cur and (too_many or too_big):
-            passes.append(cur)
-            cur, rows = {}, 0
-        cur.setdefault(p, []).append(vid)
-        rows += batch
-    if cur:
-        passes.append(cur)
-    return passes
-
-
-def top_neurons_per_layer(result: Any, k: int, *, pos: int | None = None, by_abs: bool = True) -> dict[int, list[int]]:
-    """The ``k`` neurons of each layer with the largest effect in a neuron sweep (``neurons=`` of a later sweep).
-
-    ``pos`` picks one position; by default a neuron's score is its largest effect over the swept positions.
-    """
-    if tuple(result.axes) != ("layer", "pos", "neuron"):
-        raise ShapeError(f"top_neurons_per_layer needs a neuron sweep with axes (layer, pos, neuron); "
-                         f"got {result.axes}")
-    eff = np.abs(result.effects) if by_abs else result.effects
-    if pos is not None:
-        if pos not in result.index["pos"]:
-            raise ShapeError(f"position {pos} is not in the sweep (positions {result.index['pos']})")
-        score = eff[:, result.index["pos"].index(pos), :]
-    else:
-        score = eff.max(axis=1)
-    kk = min(int(k), score.shape[1])
-    out = {}
-    for i, lyr in enumerate(result.index["layer"]):
-        order = np.argsort(-score[i], kind="stable")[:kk]
-        out[int(lyr)] = [int(result.index["neuron"][j]) for j in order]
-    return out
-

@@ -1,0 +1,116 @@
+"""Result types of Algorithm 1: which heuristics each neuron implements, per operator."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import Any, ClassVar
+
+from interp.neurons.results.base import _Saved
+
+__all__ = ["HeuristicMatch", "ClassifiedNeuron", "OperatorClassification", "NeuronClassification"]
+
+
+@dataclass(frozen=True)
+class HeuristicMatch:
+    """A heuristic a neuron implements: ``kind`` is ``direct`` (result, KV map) or ``indirect`` (operands, K map)."""
+
+    name: str
+    kind: str
+    score: float
+
+
+@dataclass(frozen=True)
+class ClassifiedNeuron:
+    layer: int
+    index: int
+    importance: float | None
+    heuristics: tuple[HeuristicMatch, ...] = ()
+
+    @property
+    def classified(self) -> bool:
+        return bool(self.heuristics)
+
+    @classmethod
+    def from_dict(cls, d: Mapping[str, Any]) -> ClassifiedNeuron:
+        return cls(int(d["layer"]), int(d["index"]), d.get("importance"),
+                   tuple(HeuristicMatch(h["name"], h["kind"], float(h["score"])) for h in d.get("heuristics", ())))
+
+
+@dataclass(frozen=True)
+class OperatorClassification:
+    """The classified top neurons of one operator, over its full legal grid."""
+
+    op: str
+    neurons: tuple[ClassifiedNeuron, ...]
+    n_prompts: int
+    seconds: float = 0.0
+
+    @property
+    def classified_fraction(self) -> float:
+        return sum(n.classified for n in self.neurons) / len(self.neurons) if self.neurons else float("nan")
+
+    def by_heuristic(self) -> dict[str, list[tuple[int, int, float]]]:
+        """``{heuristic: [(layer, neuron, score)]}``, largest classes first."""
+        out: dict[str, list[tuple[int, int, float]]] = {}
+        for n in self.neurons:
+            for h in n.heuristics:
+                out.setdefault(h.name, []).append((n.layer, n.index, h.score))
+        return dict(sorted(out.items(), key=lambda kv: (-len(kv[1]), kv[0])))
+
+    def top_neurons(self) -> dict[int, list[int]]:
+        out: dict[int, list[int]] = {}
+        for n in self.neurons:
+            out.setdefault(n.layer, []).append(n.index)
+        return out
+
+    @classmethod
+    def from_dict(cls, d: Mapping[str, Any]) -> OperatorClassification:
+        return cls(d["op"], tuple(ClassifiedNeuron.from_dict(n) for n in d["neurons"]), int(d["n_prompts"]),
+                   float(d.get("seconds", 0.0)))
+
+
+@dataclass(frozen=True)
+class NeuronClassification(_Saved):
+    """Heuristic classification (Algorithm 1) of the top neurons of every operator of a task."""
+
+    kind: ClassVar[str] = "neuron_classification"
+    model: str
+    task: str
+    config: dict[str, Any]
+    ops: dict[str, OperatorClassification]
+    seconds: float = 0.0
+
+    @property
+    def classified_fraction(self) -> float:
+        all_n = [n for oc in self.ops.values() for n in oc.neurons]
+        return sum(n.classified for n in all_n) / len(all_n) if all_n else float("nan")
+
+    def fractions(self) -> dict[str, float]:
+        return {op: oc.classified_fraction for op, oc in self.ops.items()}
+
+    def to_frame(self) -> Any:
+        import pandas as pd
+
+        rows = [{"op": op, "layer": n.layer, "neuron": n.index, "importance": n.importance, "heuristic": h.name,
+                 "kind": h.kind, "score": h.score}
+                for op, oc in self.ops.items() for n in oc.neurons for h in (n.heuristics or (None,)) if h]
+        return pd.DataFrame(rows)
+
+    @classmethod
+    def from_dict(cls, d: Mapping[str, Any]) -> NeuronClassification:
+        return cls(d["model"], d["task"], dict(d["config"]),
+                   {op: OperatorClassification.from_dict(v) for op, v in d["ops"].items()}, float(d["seconds"]))
+
+    def plot(self, *, top: int = 15) -> Any:
+        """Bars: the largest heuristic classes per operator (neuron counts), classified fraction in the legend."""
+        import plotly.graph_objects as go
+
+        fig = go.Figure()
+        for op, oc in self.ops.items():
+            classes = list(oc.by_heuristic().items())[:top]
+            fig.add_bar(x=[name for name, _ in classes], y=[len(v) for _, v in classes],
+                        name=f"{op} ({100 * oc.classified_fraction:.0f}% classified)")
+        fig.update_layout(title=f"Largest heuristic classes of the top neurons ({self.model}, {self.task})",
+                          xaxis_title="heuristic", yaxis_title="neurons", barmode="group")
+        return fig
