@@ -11,6 +11,7 @@ from interp.circuits.effects import DEFAULT_SEEDS, PAPER_SEEDS, ComponentEffects
 from interp.circuits.faithfulness import FaithfulnessResult, faithfulness
 from interp.circuits.plots import plot_curve, plot_curves, plot_diagram, plot_effects
 from interp.circuits.search import RANKS, evaluation_pairs, find_circuit, find_circuits, sweep
+from interp.circuits.settings import SearchSettings
 
 __all__ = [
     "ABLATIONS",
@@ -21,6 +22,7 @@ __all__ = [
     "FaithfulnessResult",
     "PAPER_SEEDS",
     "RANKS",
+    "SearchSettings",
     "component_effects",
     "evaluation_pairs",
     "faithfulness",

@@ -22,25 +22,18 @@ import numpy as np
 import torch
 from torch import Tensor
 
-from interp.circuits.ablation import ABLATIONS, CircuitError, check_ablation, mean_cache
+from interp.circuits.ablation import CircuitError, mean_cache
 from interp.circuits.circuit import Circuit
-from interp.circuits.effects import DEFAULT_SEEDS, METHODS, ComponentEffects, check_operator, component_effects
+from interp.circuits.effects import METHODS, ComponentEffects, check_operator, component_effects
 from interp.circuits.faithfulness import FaithfulnessEvaluator
-from interp.errors import unknown
+from interp.circuits.settings import SearchSettings, check_target
 from interp.tasks.base import PromptPairs
 
-__all__ = ["find_circuit", "find_circuits", "evaluation_pairs", "sweep", "RANKS"]
+__all__ = ["find_circuit", "find_circuits", "evaluation_pairs", "sweep", "RANKS", "SearchSettings", "check_target"]
 
 log = logging.getLogger(__name__)
 
 RANKS = METHODS
-
-
-def check_target(target: float) -> float:
-    t = float(target)
-    if not 0.0 < t <= 1.0:
-        raise CircuitError(f"target faithfulness must lie in (0, 1]; got {target}")
-    return t
 
 
 def evaluation_pairs(
@@ -117,51 +110,35 @@ def find_circuit(
     task: Any,
     *,
     operator: str | None = None,
-    ablation: str = "mean",
-    target: float = 0.9,
-    rank: str = "exact",
-    rank_mlps: bool = False,
-    metric: str = "ie",
-    seeds: Sequence[int] = DEFAULT_SEEDS,
-    n_per_op: int = 50,
-    n_eval: int = 50,
-    eval_seed: int = 0,
-    corrupt_from: str = "all",
-    max_heads: int | None = None,
-    full_curve: bool = True,
-    sensitivity: Sequence[str] = ABLATIONS,
-    verify: bool = True,
+    settings: SearchSettings | None = None,
     mean: Mapping[str, Tensor] | None = None,
-    operand_max: int | None = None,
     effects: ComponentEffects | None = None,
     progress: bool = False,
     model_name: str = "",
+    **options: Any,
 ) -> Circuit:
-    """The smallest head set (with every MLP) whose faithfulness reaches ``target`` on held-out prompts.
+    """The smallest head set (with every MLP) whose faithfulness reaches the target on held-out prompts.
 
-    ``operator`` picks one operator's circuit (None pools every operator of the task). ``ablation`` is how
-    components outside the circuit are removed (``mean``, ``zero``, ``resample``); ``sensitivity`` lists the
-    ablations the chosen circuit is re-scored under. ``rank="attribution"`` ranks by attribution patching and, with
-    ``verify``, also runs exact patching and records their agreement in ``meta["agreement"]``. ``rank_mlps`` ranks
-    MLPs together with heads instead of keeping them all. ``metric`` is the patching metric of the ranking (default
-    the paper's indirect effect, Eq. 1). ``mean`` reuses a mean cache (`mean_cache`); ``effects``
-    reuses component effects (then ``rank``, ``metric`` and ``seeds`` come from them).
+    ``operator`` picks one operator's circuit (None pools every operator of the task). ``settings`` holds the
+    ablation, ranking and evaluation options (`SearchSettings`; the paper's procedure by default); its fields may
+    also be given as keyword ``options`` (``ablation="zero"``, ``target=0.8``, ``seeds=(42,)``, ...), which replace
+    those of ``settings``. With ``rank="attribution"`` and ``verify``, exact patching also runs and their agreement
+    is recorded in ``meta["agreement"]``. ``mean`` reuses a mean cache (`mean_cache`); ``effects`` reuses component
+    effects (then ``rank``, ``metric`` and ``seeds`` come from them).
     """
     t0 = time.time()
-    target = check_target(target)
-    check_ablation(ablation)
-    for a in sensitivity:
-        check_ablation(a)
-    if rank not in RANKS:
-        raise unknown("ranking method", rank, RANKS)
+    st = SearchSettings.build(settings, **options)
+    ablation, sensitivity, target, rank, rank_mlps = st.ablation, st.sensitivity, st.target, st.rank, st.rank_mlps
+    n_per_op, n_eval, eval_seed, corrupt_from, max_heads = st.n_per_op, st.n_eval, st.eval_seed, st.corrupt_from, \
+        st.max_heads
     n_layers, n_heads = int(model.cfg.n_layers), int(model.cfg.n_heads)
 
     # held-out evaluation prompts first: fails fast on an empty or impossible evaluation set
     ev_pairs = evaluation_pairs(model, task, operator=operator, n_eval=n_eval, n_discovery=n_per_op,
                                 seed=eval_seed, corrupt_from=corrupt_from)
     if effects is None:
-        effects = component_effects(model, task, operator=operator, seeds=seeds, n_per_op=n_per_op, method=rank,
-                                    metric=metric, corrupt_from=corrupt_from, progress=progress,
+        effects = component_effects(model, task, operator=operator, seeds=st.seeds, n_per_op=n_per_op, method=rank,
+                                    metric=st.metric, corrupt_from=corrupt_from, progress=progress,
                                     model_name=model_name)
     elif effects.operator != operator:
         raise CircuitError(f"the effects were measured for operator {effects.operator!r}, not {operator!r}")
@@ -180,7 +157,7 @@ def find_circuit(
         order = cut
 
     if mean is None and (ablation == "mean" or "mean" in sensitivity):
-        mean = mean_cache(model, task, operand_max=operand_max, seq_len=ev_pairs.seq_len)
+        mean = mean_cache(model, task, operand_max=st.operand_max, seq_len=ev_pairs.seq_len)
     evaluators = {}
 
     def evaluator(abl: str) -> FaithfulnessEvaluator:
@@ -192,7 +169,7 @@ def find_circuit(
         return evaluators[abl]
 
     base_mlps = [] if rank_mlps else list(range(n_layers))
-    curve = sweep(evaluator(ablation), order, base_mlps=base_mlps, target=target, stop_at_target=not full_curve)
+    curve = sweep(evaluator(ablation), order, base_mlps=base_mlps, target=target, stop_at_target=not st.full_curve)
     chosen = next((i for i, row in enumerate(curve) if row["faithfulness"] >= target), None)
     reached = chosen is not None
     if chosen is None:
@@ -223,7 +200,7 @@ def find_circuit(
         "mlp_scores": effects.mlp_scores().tolist(),
         "rank_positions": list(effects.rank_positions),
     }
-    if rank == "attribution" and verify:
+    if rank == "attribution" and st.verify:
         from interp.patching.attribution import agreement
 
         exact = component_effects(model, task, operator=operator, seeds=effects.seeds, n_per_op=n_per_op,
@@ -260,14 +237,16 @@ def find_circuits(
     task: Any,
     *,
     operators: Sequence[str] | None = None,
-    operand_max: int | None = None,
+    settings: SearchSettings | None = None,
+    mean: Mapping[str, Tensor] | None = None,
     **kwargs: Any,
 ) -> dict[str, Circuit]:
     """One circuit per operator (the paper's setting), sharing one mean cache; kwargs go to `find_circuit`."""
     ops = list(getattr(task, "operators", ()) if operators is None else operators)
-    mean = kwargs.pop("mean", None)
-    ablations = {kwargs.get("ablation", "mean"), *kwargs.get("sensitivity", ABLATIONS)}
-    if mean is None and "mean" in ablations:
+    fields = set(SearchSettings.fields())
+    st = SearchSettings.build(settings, **{k: v for k, v in kwargs.items() if k in fields})
+    rest = {k: v for k, v in kwargs.items() if k not in fields}
+    if mean is None and "mean" in {st.ablation, *st.sensitivity}:
         with torch.inference_mode():
-            mean = mean_cache(model, task, operand_max=operand_max)
-    return {op: find_circuit(model, task, operator=op, mean=mean, **kwargs) for op in ops}
+            mean = mean_cache(model, task, operand_max=st.operand_max)
+    return {op: find_circuit(model, task, operator=op, settings=st, mean=mean, **rest) for op in ops}

@@ -53,16 +53,17 @@ def run(args: argparse.Namespace) -> int:
 
     from interp._io import write_json_atomic, write_text_atomic
     from interp.circuits.ablation import ABLATIONS, mean_cache
-    from interp.circuits.search import check_target, find_circuit
+    from interp.circuits.search import find_circuit
+    from interp.circuits.settings import SearchSettings
 
     t0 = time.time()
-    check_target(args.target)
+    settings = SearchSettings(ablation=args.ablation, target=args.target, rank=args.rank, rank_mlps=args.rank_mlps,
+                              metric=args.metric, seeds=tuple(args.seeds), n_per_op=args.n_per_op,
+                              n_eval=args.n_eval, eval_seed=args.seed, corrupt_from=args.corrupt_from,
+                              max_heads=args.max_heads)  # checks every option before the model loads
     model = load(args)
     task = task_from_args(args)
-    kw = dict(ablation=args.ablation, target=args.target, rank=args.rank, rank_mlps=args.rank_mlps, metric=args.metric,
-              seeds=args.seeds, n_per_op=args.n_per_op, n_eval=args.n_eval, eval_seed=args.seed,
-              corrupt_from=args.corrupt_from, max_heads=args.max_heads, progress=progress_enabled(),
-              model_name=args.model)
+    kw = dict(settings=settings, progress=progress_enabled(), model_name=args.model)
     seq_len = task.pairs(model, n_per_op=args.n_per_op, seed=args.seed, corrupt_from=args.corrupt_from).seq_len
     with torch.inference_mode():
         mean = mean_cache(model, task, operand_max=args.operand_max, seq_len=seq_len)

@@ -177,3 +177,22 @@ def test_report_section(toy):
     assert set(ctx.results["circuits"]) == {"+", "-"}
     assert len(sec.figures) == 1 + 2 * 2 and "F under zero" in "".join(sec.paragraphs)
     assert types.SimpleNamespace(**sec.data["+"]).ablation == "mean"
+
+
+def test_search_settings_equal_the_old_keywords(toy, task, mean, circuit):
+    """``settings=SearchSettings(...)`` gives the same circuit as the old keyword arguments; keywords override it."""
+    from interp.circuits import SearchSettings
+
+    st = SearchSettings(n_per_op=N, n_eval=N, seeds=(42, 412))
+    via_settings = find_circuit(toy, task, operator="+", mean=mean, settings=st)
+    assert via_settings.heads == circuit.heads and via_settings.mlps == circuit.mlps
+    assert via_settings.faithfulness == circuit.faithfulness and via_settings.curve == circuit.curve
+    assert via_settings.to_dict().keys() == circuit.to_dict().keys()  # same JSON fields
+    assert st.replace(target=0.5).target == 0.5 and st.target == 0.9  # frozen; replace makes a new one
+    assert SearchSettings.build(st, seeds=[7]).seeds == (7,) and SearchSettings.from_dict(st.to_dict()) == st
+    with pytest.raises(TypeError, match="unexpected keyword argument.*n_prompts.*the search settings are"):
+        find_circuit(toy, task, operator="+", mean=mean, n_prompts=3)
+    with pytest.raises(CircuitError, match=r"\(0, 1\]"):
+        SearchSettings(target=2.0)
+    with pytest.raises(UnknownNameError, match="valid: mean, resample, zero"):
+        SearchSettings(sensitivity=("mean", "meen"))
