@@ -23,13 +23,13 @@ suppresses (smallest).
   act at every position; the hooks are removed when the context exits, also on error.
 
 Modules: `projection` (value vectors, `top_tokens`, shared names), `scan` (`scan_values`), `subupdates`
-(`dominant_subupdates`), `intervene` (`intervene`, `compare_generation`); subpackages `concepts` (concept neurons,
+(`dominant_subupdates`), `interventions` (`intervene`, `compare_generation`); subpackages `concepts` (concept neurons,
 Rai & Yao 2024) and `cot` (chain-of-thought variants). May import levels 0-5 (core, models, tasks, patching,
 circuits, neurons); never `interp.report` or `interp.cli`. Importing `interp.vocab` does not import `concepts` or
 `cot`.
 """
 
-from interp.vocab.intervene import InterventionResult, compare_generation, intervene, normalize_neurons
+from interp.vocab.interventions import InterventionResult, compare_generation, intervene, normalize_neurons
 from interp.vocab.projection import (
     INTERVENTIONS,
     NORMS,
