@@ -7,6 +7,9 @@ Load a model, build a task, patch::
     pairs = interp.parse_task("arith:+").pairs(model, n_per_op=50)
     result = interp.patch(model, pairs, site="heads", positions="all")
     result.plot()
+
+The package map (levels, the one-way import rule) is in docs/CONTRIBUTING.md; this facade re-exports public names
+of levels 0-3.
 """
 
 from interp.errors import InterpError, ModelLoadError, ShapeError, TaskError, UnknownNameError

@@ -3,6 +3,10 @@
 ``component_effects`` patches every head and MLP per position over several corrupt seeds; ``find_circuit`` adds
 heads in rank order (all MLPs kept) until faithfulness on held-out prompts reaches a target, and re-scores the
 chosen circuit under every ablation. The `Circuit` result saves to JSON and plots its curve and diagram.
+
+Level 4 (circuits): ablation hooks and mean cache (`ablation`), Eq. 2 (`faithfulness`), `Circuit` (`circuit`),
+component effects (`effects`), the search and its `SearchSettings` (`search`, `settings`), plots, attention-head
+detectors (`heads`). May import levels 0-3 (core, models, tasks, patching); never neurons, vocab, report, cli.
 """
 
 from interp.circuits.ablation import ABLATIONS, CircuitError, mean_cache

@@ -1,4 +1,7 @@
-"""The ``interp`` command line. One module per subcommand, each with ``register(subparsers)`` and ``run(args)``."""
+"""The ``interp`` command line. One module per subcommand, each with ``register(subparsers)`` and ``run(args)``.
+
+Level 8 (cli): may import every other level; nothing imports it.
+"""
 
 from __future__ import annotations
 

@@ -8,6 +8,8 @@
 * a local ``.gguf`` file (de-quantized with transformers' GGUF support and cached);
 * a Hugging Face hub id such as ``gpt2`` or ``HuggingFaceTB/SmolLM2-135M-Instruct`` (online only). Without a
   network this fails within seconds with a message naming the offline options; it never hangs.
+
+Level 1 (models): may import only core (level 0: errors, _io, sites, ...).
 """
 
 from __future__ import annotations

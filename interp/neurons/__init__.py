@@ -11,6 +11,8 @@ The pipeline, one module per step:
   correct vs incorrect prompts (Fig. 9);
 * `dynamics` - the same across training checkpoints (§5, Fig. 10);
 * `results` - the result dataclasses (save/load/plot); `pipeline` - `analyze_neurons`, the whole run.
+
+Level 5 (neurons): may import levels 0-4 (core, models, tasks, patching, circuits); never vocab, report, cli.
 """
 
 from interp.neurons._common import NeuronError

@@ -1,4 +1,7 @@
-"""Tasks: prompt sets with clean/corrupt pairs and answers. Specs: ``arith``, ``arith:+``, ``arith:+-:0-99``."""
+"""Tasks: prompt sets with clean/corrupt pairs and answers. Specs: ``arith``, ``arith:+``, ``arith:+-:0-99``.
+
+Level 2 (tasks): may import core and `interp.models`.
+"""
 
 from __future__ import annotations
 

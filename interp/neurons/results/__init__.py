@@ -1,6 +1,9 @@
 """Result types of the neuron-level methods: frozen dataclasses with ``to_dict``/``save``/``load`` (atomic JSON)
 and ``plot()`` returning plotly figures (never shown or written); one module per method (`classification`,
-`importance`, `knockout`, `maps`, `analysis`) on the shared `base`."""
+`importance`, `knockout`, `maps`, `analysis`) on the shared `base`.
+
+Part of level 5 (neurons): may import core only (lazily `interp.plotting`, `interp.neurons._common`).
+"""
 
 from interp.neurons.results.analysis import NeuronAnalysis
 from interp.neurons.results.classification import (

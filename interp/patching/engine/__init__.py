@@ -27,6 +27,9 @@ grouped-query attention. `ConeEngine.verify` checks it against the bridge (logit
 activations, relative error ``<= CHECK_RTOL``; once per weights and prompt length). Any other architecture, an
 attached hook, or a failed check raises `Unsupported`, and `interp.patching.patch` falls back to one hooked full
 forward per chunk of stacked variants.
+
+Part of level 3 (patching). Modules: `budget` (memory sizes), `adapters` (the bridge's pieces, `Unsupported`),
+`plan` (pass planning), `core` (`ConeEngine`). May import core (errors, sites) only.
 """
 
 from interp.patching.engine.adapters import Unsupported

@@ -6,6 +6,8 @@
     found.neurons("add")                                 # {layer: [neuron, ...]}
     lex = load_lexicon(extra={"add": ["adding"], "mod": {"question": "...", "tokens": ["mod", "remainder"]}})
     find_concept_neurons(model, lexicon=lex, judge=my_judge)   # judge(tokens, question) -> "yes"/"no"
+
+Part of level 6 (`interp.vocab`): may import levels 0-6 below `interp.report`.
 """
 
 from interp.vocab.concepts.find import (

@@ -9,6 +9,8 @@
 
 Data: 64 word problems written for the project (`interp/data/word_problems.json`) and 8-shot exemplar sets in
 the seven variants of the paper plus a no-CoT baseline (`interp/data/cot_variants.json`).
+
+Part of level 6 (`interp.vocab`): may import levels 0-6 below `interp.report`.
 """
 
 from interp.vocab.cot.activation import ConceptActivation, DominantCollector
