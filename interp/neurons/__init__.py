@@ -6,7 +6,8 @@ The pipeline, one module per step:
   prompts), top-k per layer, the faithfulness-vs-k curve;
 * `maps` - K maps (activation over every legal (op1, op2)), the value-vector logit lens, KV maps; streamed;
 * `heuristics` - Algorithm 1: which heuristics (range, mod, pattern, value, same-operand, multi-value) each
-  neuron implements, direct ones on KV maps, indirect ones on K maps;
+  neuron implements, direct ones on KV maps, indirect ones on K maps; `candidates` - the heuristics themselves,
+  their parameter grids and top-k rules;
 * `knockout` - zeroing neurons: heuristic-class knockout (Fig. 7), prompt-guided vs random knockout (Fig. 8),
   correct vs incorrect prompts (Fig. 9);
 * `dynamics` - the same across training checkpoints (§5, Fig. 10);
