@@ -5,11 +5,12 @@ from __future__ import annotations
 from typing import Any
 
 from interp._html import esc, table
+from interp.report.base import ReportContext, Section
 
 __all__ = ["circuit_section"]
 
 
-def circuit_section(model: Any, ctx: Any) -> Any:
+def circuit_section(model: Any, ctx: ReportContext) -> Section:
     """One circuit per operator: heads ranked by seed-averaged exact patching, all MLPs kept, mean ablation.
 
     Leaves ``ctx.results["circuits"] = {operator: Circuit}`` for later sections.
@@ -20,7 +21,6 @@ def circuit_section(model: Any, ctx: Any) -> Any:
     from interp.circuits.effects import DEFAULT_SEEDS, component_effects
     from interp.circuits.plots import plot_curves
     from interp.circuits.search import find_circuit
-    from interp.report.base import Section
 
     task = ctx.task()
     seeds = DEFAULT_SEEDS[:1] if ctx.quick else DEFAULT_SEEDS

@@ -8,17 +8,17 @@ from typing import Any
 
 from interp._html import table
 from interp.errors import InterpError
+from interp.report.base import ReportContext, Section
 
 __all__ = ["neuron_section"]
 
 
-def neuron_section(model: Any, ctx: Any) -> Any:
+def neuron_section(model: Any, ctx: ReportContext) -> Section:
     """Importance -> top neurons -> Algorithm 1 -> knockouts; leaves the `NeuronAnalysis` in
     ``ctx.results["neurons"]``. Models without MLP ``hook_post`` or with multi-token numbers get a short note."""
     from interp.neurons.maps import neuron_map
     from interp.neurons.pipeline import analyze_neurons
     from interp.neurons.results import PromptKnockout
-    from interp.report.base import Section
 
     sec = Section("Neurons as heuristics")
     task = ctx.task()
