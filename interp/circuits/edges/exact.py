@@ -1,0 +1,143 @@
+"""Exact edge patching: each edge's effect measured by patching that one edge.
+
+For edge ``s -> r`` the receiver's input gets the sender's ablation value (its corrupt output, by default) in
+place of its clean output; everything else is computed from the clean prompt, including everything downstream of
+the receiver. The effect is ``mean metric(patched) - mean metric(clean)`` (MIB's ``get_scores_exact``).
+
+Cost. A patched edge cannot change anything before its receiver's layer, so every variant starts at that layer
+from the cached clean residual (the cone engine's explicit forward), and variants are stacked along the batch
+axis, ``max_rows`` rows per pass. Edges into the logits cost one final norm and unembedding each. Because an
+edge's delta is the whole sender output, at every position, the patch is not restricted to positions.
+
+`naive_edge_effect` is the oracle: one full forward of the bridge with plain TransformerLens hooks per edge.
+"""
+
+from __future__ import annotations
+
+import time
+from typing import Any
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from torch import Tensor
+
+from interp.circuits.edges.forward import EdgeForward
+from interp.circuits.edges.graph import QKV
+from interp.circuits.edges.prep import Batch
+from interp.sites import edge_hook_name
+
+__all__ = ["edge_hooks", "exact_edge_effects", "naive_edge_effect", "sender_delta_from_cache"]
+
+
+@torch.inference_mode()
+def exact_edge_effects(ef: EdgeForward, batches: list[Batch], metric: str, *, edges: np.ndarray | None = None,
+                       max_rows: int = 2048) -> tuple[np.ndarray, dict[str, Any]]:
+    """Effects of patching each edge (all, or the given edge indices) alone -> (values [n_edges], cost)."""
+    g = ef.graph
+    s_idx, r_idx = g.edge_index
+    todo = np.arange(g.n_edges) if edges is None else np.asarray(edges, dtype=np.int64)
+    total = np.zeros(len(todo))
+    n_total = sum(b.n for b in batches)
+    t0 = time.perf_counter()
+    passes0, rows0 = ef.passes, ef.row_layers
+    h, d = ef.n_heads, ef.d_model
+    rl = g.receiver_layer[r_idx[todo]]
+    for b in batches:
+        seq = b.clean.shape[1]
+        run = ef.run(b.clean, keep_outputs=True)  # clean run with the residual entering each layer
+        base = b.metric(metric)(b.clean_logits).double().sum()
+        resid = run.resid  # the residual entering each layer, and the final one
+        delta = (b.values - b.outputs)  # [B S n_senders d]
+        per_chunk = max(1, max_rows // b.n)
+        for layer in range(g.n_layers + 1):
+            which = np.nonzero(rl == layer)[0]
+            for c0 in range(0, len(which), per_chunk):
+                pos = which[c0 : c0 + per_chunk]
+                e = todo[pos]
+                v = len(e)
+                sd = delta[:, :, s_idx[e]].permute(2, 0, 1, 3).reshape(v * b.n, seq, d)  # variant-major
+                rec = r_idx[e]
+                if layer == g.n_layers:  # into the logits: one norm + unembedding
+                    x = resid[layer].repeat(v, 1, 1)[:, -1] + sd[:, -1]
+                    logits = ef.engine.logits(x)
+                else:
+                    extra: dict[tuple[str, int], Tensor] = {}
+                    local = rec - g.receiver_index(layer, "q", 0)  # 0..3H-1 for q/k/v, 3H for the MLP
+                    is_mlp = local == 3 * h
+                    if (~is_mlp).any():
+                        d3 = sd.new_zeros(v * b.n, seq, 3 * h, d)
+                        for j in np.nonzero(~is_mlp)[0]:
+                            d3[j * b.n : (j + 1) * b.n, :, int(local[j])] = sd[j * b.n : (j + 1) * b.n]
+                        extra[("qkv", layer)] = d3
+                    if is_mlp.any():
+                        dm = sd.clone()
+                        for j in np.nonzero(~is_mlp)[0]:
+                            dm[j * b.n : (j + 1) * b.n] = 0
+                        extra[("mlp", layer)] = dm
+                    logits = ef.run(start=(layer, resid[layer].repeat(v, 1, 1)), extra=extra).logits
+                vals = b.metric(metric, reps=v)(logits).double().view(v, b.n).sum(1)
+                total[pos] += (vals - base).numpy()
+    cost = {"seconds": time.perf_counter() - t0, "passes": ef.passes - passes0,
+            "row_layers": ef.row_layers - rows0, "edges": int(len(todo)), "prompts": n_total}
+    return total / n_total, cost
+
+
+# ------------------------------------------------------------------------------------- the plain-hook oracle
+def sender_delta_from_cache(model: Any, clean_cache: Any, corrupt_cache: Any, sender: str) -> Tensor:
+    """Corrupt minus clean output of one sender, read from two bridge caches (``run_with_cache``)."""
+    if sender == "input":
+        name = edge_hook_name("input")
+        return corrupt_cache[name] - clean_cache[name]
+    layer = int(sender[1:].split(".")[0])
+    if sender.startswith("m"):
+        name = edge_hook_name("mlp_out", layer)
+        return corrupt_cache[name] - clean_cache[name]
+    head = int(sender.split(".h")[1])
+    name = edge_hook_name("z", layer)
+    dz = corrupt_cache[name][:, :, head] - clean_cache[name][:, :, head]  # [B S d_head]
+    w = model.blocks[layer].attn.o.original_component.weight  # [d_model, H*d_head]
+    dh = dz.shape[-1]
+    return dz @ w[:, head * dh : (head + 1) * dh].T
+
+
+@torch.inference_mode()
+def naive_edge_effect(model: Any, clean: Tensor, delta: Tensor, receiver: str) -> Tensor:
+    """Last-position logits of the bridge run on ``clean`` with ``delta`` [B S d] added to one receiver's input.
+
+    Plain hooks, one full forward (see `edge_hooks`).
+    """
+    return model.run_with_hooks(clean, fwd_hooks=edge_hooks(model, delta, receiver))[:, -1]
+
+
+def edge_hooks(model: Any, delta: Tensor, receiver: str) -> list[tuple[str, Any]]:
+    """Plain TransformerLens hooks adding ``delta`` to one receiver's input: q/k/v receivers rebuild head ``h``'s
+    projection from ``ln1(resid_pre + delta)`` with the bridge's own ln1 and projection modules (multi-head
+    attention only: with grouped-query attention the bridge has no hook after the key/value heads are repeated);
+    MLP receivers add ``delta`` to what enters ``ln2``, the logits to what enters ``ln_final``."""
+    if receiver == "logits":
+        return [(edge_hook_name("logits_in"), lambda a, hook: a + delta)]
+    layer = int(receiver[1:].split(".")[0].split("<")[0])
+    if receiver.startswith("m"):
+        return [(edge_hook_name("mlp_in", layer), lambda a, hook: a + delta)]
+    head = int(receiver.split(".h")[1].split("<")[0])
+    kind = receiver.split("<")[1].rstrip(">")
+    assert kind in QKV
+    blk = model.blocks[layer]
+    store: dict[str, Tensor] = {}
+
+    def grab(a: Tensor, hook: Any) -> Tensor:
+        store["resid"] = a
+        return a
+
+    def replace(a: Tensor, hook: Any) -> Tensor:  # a: [B S H d_head]
+        lin = getattr(blk.attn, kind).original_component
+        dh = a.shape[-1]
+        normed = blk.ln1(store["resid"] + delta)
+        w = lin.weight[head * dh : (head + 1) * dh]
+        bias = None if lin.bias is None else lin.bias[head * dh : (head + 1) * dh]
+        parts = list(a.unbind(2))
+        parts[head] = F.linear(normed, w, bias)
+        return torch.stack(parts, 2)
+
+    return [(edge_hook_name("resid_pre", layer), grab), (edge_hook_name(kind, layer), replace)]
