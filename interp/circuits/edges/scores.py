@@ -52,10 +52,12 @@ def _accumulate(ef: EdgeForward, out: Tensor, run: Any, metric: Any, delta: Tens
     g = ef.graph
     probes = run.probes
     keys = list(probes)
-    grads = torch.autograd.grad(metric(run.logits).sum(), [probes[k] for k in keys])
+    grads = torch.autograd.grad(metric(run.logits).sum(), [probes[k] for k in keys], allow_unused=True)
     lo, hi = (0, len(g.senders)) if rows is None else (rows.start, rows.stop)
     h = ef.n_heads
     for k, gr in zip(keys, grads):
+        if gr is None:  # the receiver's node was overridden in this pass (IG over activations)
+            continue
         kind, layer = k
         if kind == "qkv":
             n = min(hi, g.sender_index(layer, 0))
