@@ -160,11 +160,18 @@ class EdgeForward:
         def delta(rcv: slice, n_snd: int) -> Tensor | None:
             if amask is None:
                 return None
-            m = amask[:n_snd, rcv]
+            m = amask[:n_snd, rcv]  # every sender < n_snd writes before these receivers read
             rows = m.any(1).nonzero()[:, 0]
             if len(rows) == 0:
                 return None
             assert outs is not None and values is not None
+            kept_rows = (~m).any(1).nonzero()[:, 0]
+            if len(kept_rows) < len(rows):  # small circuits: all deltas minus the kept edges' (fewer senders)
+                full = (values[:, :, :n_snd] - outs[:, :, :n_snd]).sum(2, keepdim=True)  # [N S 1 d]
+                if len(kept_rows) == 0:
+                    return full.expand(-1, -1, m.shape[1], -1)
+                diff = values[:, :, kept_rows] - outs[:, :, kept_rows]
+                return full - torch.einsum("nskd,kr->nsrd", diff, (~m[kept_rows]).to(diff.dtype))
             diff = values[:, :, rows] - outs[:, :, rows]  # [N S k d]
             return torch.einsum("nskd,kr->nsrd", diff, m[rows].to(diff.dtype))
 
