@@ -82,6 +82,8 @@ def main() -> int:
     rows.append(f"| exact, engine ({n_ex} edges) | {cost['passes']} | {t_exact:.2f} |")
     if args.naive:
         idx = np.arange(g.n_edges) if todo is None else todo
+        if g.n_kv_heads != g.n_heads:  # plain hooks cannot patch one query head's k/v under GQA; q/MLP/logits
+            idx = np.array([i for i in idx if not g.names[i].endswith(("<k>", "<v>"))])  # edges cost the same
         if args.naive_max:
             idx = idx[: args.naive_max]
         with torch.inference_mode():

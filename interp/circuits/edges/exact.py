@@ -25,6 +25,7 @@ from torch import Tensor
 from interp.circuits.edges.forward import EdgeForward
 from interp.circuits.edges.graph import QKV
 from interp.circuits.edges.prep import Batch
+from interp.patching.engine import Unsupported
 from interp.sites import edge_hook_name
 
 __all__ = ["edge_hooks", "exact_edge_effects", "naive_edge_effect", "sender_delta_from_cache"]
@@ -49,6 +50,7 @@ def exact_edge_effects(ef: EdgeForward, batches: list[Batch], metric: str, *, ed
         base = b.metric(metric)(b.clean_logits).double().sum()
         resid = run.resid  # the residual entering each layer, and the final one
         delta = (b.values - b.outputs)  # [B S n_senders d]
+        clean_qkv = [ef.head_inputs(layer, resid[layer]) for layer in range(g.n_layers)]
         per_chunk = max(1, max_rows // b.n)
         for layer in range(g.n_layers + 1):
             which = np.nonzero(rl == layer)[0]
@@ -62,25 +64,62 @@ def exact_edge_effects(ef: EdgeForward, batches: list[Batch], metric: str, *, ed
                     x = resid[layer].repeat(v, 1, 1)[:, -1] + sd[:, -1]
                     logits = ef.engine.logits(x)
                 else:
-                    extra: dict[tuple[str, int], Tensor] = {}
                     local = rec - g.receiver_index(layer, "q", 0)  # 0..3H-1 for q/k/v, 3H for the MLP
-                    is_mlp = local == 3 * h
-                    if (~is_mlp).any():
-                        d3 = sd.new_zeros(v * b.n, seq, 3 * h, d)
-                        for j in np.nonzero(~is_mlp)[0]:
-                            d3[j * b.n : (j + 1) * b.n, :, int(local[j])] = sd[j * b.n : (j + 1) * b.n]
-                        extra[("qkv", layer)] = d3
-                    if is_mlp.any():
-                        dm = sd.clone()
-                        for j in np.nonzero(~is_mlp)[0]:
-                            dm[j * b.n : (j + 1) * b.n] = 0
-                        extra[("mlp", layer)] = dm
-                    logits = ef.run(start=(layer, resid[layer].repeat(v, 1, 1)), extra=extra).logits
+                    x_next = _after_layer(ef, layer, resid[layer], run.outputs, clean_qkv[layer], sd, local, b.n)
+                    logits = ef.run(start=(layer + 1, x_next)).logits
                 vals = b.metric(metric, reps=v)(logits).double().view(v, b.n).sum(1)
                 total[pos] += (vals - base).numpy()
     cost = {"seconds": time.perf_counter() - t0, "passes": ef.passes - passes0,
             "row_layers": ef.row_layers - rows0, "edges": int(len(todo)), "prompts": n_total}
     return total / n_total, cost
+
+
+def _after_layer(ef: EdgeForward, layer: int, resid: Tensor, outputs: Tensor | None, qkv: Tensor, sd: Tensor,
+                 local: np.ndarray, b: int) -> Tensor:
+    """Residual leaving ``layer`` for variants whose one patched receiver is in ``layer`` (variant-major rows).
+
+    A q/k/v edge changes one head: only that head's input projection and attention are recomputed, the other
+    heads' outputs come from the clean run; an MLP edge recomputes the MLP from the clean ``resid_mid``.
+    """
+    assert outputs is not None
+    g, blk, ph = ef.graph, ef.engine.blocks[layer], ef.per_head[layer]
+    h, (v_all, s, d) = ef.n_heads, sd.shape
+    v_all //= b
+    s0 = g.sender_index(layer, 0)
+    res_clean = outputs[:, :, s0 : s0 + h]  # [B S H d]
+    attn_out = res_clean.sum(2) if blk.bo is None else res_clean.sum(2) + blk.bo
+    mid = (resid + attn_out).repeat(v_all, 1, 1)  # [V*B S d]
+    mlp_in = mid.clone()
+    sdv = sd.view(v_all, b, s, d)
+    qv = np.nonzero(local < 3 * h)[0]
+    if len(qv):
+        kind = torch.as_tensor(local[qv] // h)
+        head = torch.as_tensor(local[qv] % h)
+        hn = blk.ln1(resid[None] + sdv[qv])  # [Vq B S d]
+        w = torch.stack([ph["wq"], ph["wk"], ph["wv"]])[kind, head]  # [Vq dh d]
+        new = torch.einsum("vbsd,ved->vbse", hn, w)
+        if any(ph[k] is not None for k in ("bq", "bk", "bv")):
+            zero = torch.zeros(h, w.shape[1], dtype=new.dtype, device=new.device)
+            bias = torch.stack([zero if ph[k] is None else ph[k] for k in ("bq", "bk", "bv")])  # type: ignore[misc]
+            new = new + bias[kind, head][:, None, None, :]
+        vq = len(qv)
+        rot = ef.engine._rope(new.reshape(vq * b, 1, s, -1), 0).view_as(new)
+        new = torch.where((kind == 2)[:, None, None, None], new, rot)
+        base = qkv[:, :, head].permute(0, 2, 1, 3, 4)  # [3 Vq B S dh]
+        q, k, v = (torch.where((kind == i)[:, None, None, None], new, base[i]) for i in range(3))
+        sc = q @ k.transpose(-1, -2)
+        e = ef.engine
+        sc = sc / e._scale_div if e._scale_div is not None else sc * e._scale_mul
+        sc = sc.masked_fill(torch.ones(s, s, dtype=torch.bool, device=sc.device).triu(1), float("-inf"))
+        z = torch.softmax(sc, dim=-1, dtype=torch.float32).to(v.dtype) @ v  # [Vq B S dh]
+        res_new = torch.einsum("vbse,ved->vbsd", z, ph["wo"][head])
+        change = res_new - res_clean[:, :, head].permute(2, 0, 1, 3)
+        mid.view(v_all, b, s, d)[qv] += change
+        mlp_in.view(v_all, b, s, d)[qv] += change
+    mv = np.nonzero(local == 3 * h)[0]
+    if len(mv):
+        mlp_in.view(v_all, b, s, d)[mv] += sdv[mv]
+    return mid + F.linear(blk.post(blk.ln2(mlp_in)), blk.w_out, blk.b_out)
 
 
 # ------------------------------------------------------------------------------------- the plain-hook oracle
@@ -123,6 +162,10 @@ def edge_hooks(model: Any, delta: Tensor, receiver: str) -> list[tuple[str, Any]
     head = int(receiver.split(".h")[1].split("<")[0])
     kind = receiver.split("<")[1].rstrip(">")
     assert kind in QKV
+    n_kv = int(getattr(model.cfg, "n_key_value_heads", None) or model.cfg.n_heads)
+    if kind != "q" and n_kv != int(model.cfg.n_heads):
+        raise Unsupported(f"plain hooks cannot patch {receiver}: with grouped-query attention the key/value head is "
+                          "shared by several query heads and the bridge has no hook after it is repeated")
     blk = model.blocks[layer]
     store: dict[str, Tensor] = {}
 

@@ -88,6 +88,17 @@ class EdgeForward:
         out = torch.einsum("nshd,hed->nhse", hin, w)
         return out if b is None else out + b[None, :, None, :]
 
+    def head_inputs(self, layer: int, x: Tensor) -> Tensor:
+        """[3 N H S d_head]: every query head's q and k (rotated) and v from the residual ``x`` [N S d]."""
+        e, blk = self.engine, self.engine.blocks[layer]
+        n, s, _ = x.shape
+        h, dh, g = self.n_heads, self.d_head, self.n_heads // e.n_kv
+        hn = blk.ln1(x)
+        q = F.linear(hn, blk.wq, blk.bq).view(n, s, h, dh).transpose(1, 2)
+        k = F.linear(hn, blk.wk, blk.bk).view(n, s, e.n_kv, dh).transpose(1, 2).repeat_interleave(g, dim=1)
+        v = F.linear(hn, blk.wv, blk.bv).view(n, s, e.n_kv, dh).transpose(1, 2).repeat_interleave(g, dim=1)
+        return torch.stack([e._rope(q, 0), e._rope(k, 0), v])
+
     def _attention(self, layer: int, x: Tensor, d3: Tensor | None) -> Tensor:
         """Per-head outputs [N S H d_model] of layer ``layer`` with q/k/v receiver deltas ``d3`` [N S 3H d] (or None)."""
         e, ph = self.engine, self.per_head[layer]
