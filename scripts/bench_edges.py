@@ -114,7 +114,8 @@ def main() -> int:
     t0 = time.perf_counter()
     ev = EdgeEvaluator(model, evp, batch_size=args.batch_size)
     lines += [f"MIB faithfulness (counterfactual ablation, logit difference, top-n by |score| + pruning) at budgets "
-              f"{budgets}% of {g.n_edges} edges:\n", "| scores | CPR (higher better) | CMD (lower better) | f per budget |",
+              f"{budgets}% of {g.n_edges} edges:\n",
+              "| scores | CPR (higher better) | CMD (lower better) | f per budget |",
               "|---|---:|---:|---|"]
     curves = {}
     for m, r in results.items():

@@ -15,7 +15,8 @@ def _add_edge_args(p: argparse.ArgumentParser, *, with_method: bool = True) -> N
     from interp.circuits.edges import EDGE_ABLATIONS, EDGE_METRICS, METHODS
 
     if with_method:
-        p.add_argument("--method", default="eap-ig-inputs", choices=METHODS, help="edge scoring (default eap-ig-inputs)")
+        p.add_argument("--method", default="eap-ig-inputs", choices=METHODS,
+                       help="edge scoring (default eap-ig-inputs)")
     p.add_argument("--ig-steps", type=int, default=5, help="integrated-gradient steps of eap-ig-* (default 5)")
     p.add_argument("--ablation", default="counterfactual", choices=EDGE_ABLATIONS,
                    help="what an ablated edge carries: corrupt output (default, MIB), mean, zero")
@@ -93,7 +94,8 @@ def run(args: argparse.Namespace) -> int:
                            metric=args.edge_metric, batch_size=args.batch_size)
         if args.curve:
             c = ev.curve(sc)
-            print(f"  MIB CPR {c['cpr']:.3f}  CMD {c['cmd']:.3f}  f = {' '.join(f'{x:.2f}' for x in c['faithfulness'])}")
+            fs = " ".join(f"{x:.2f}" for x in c["faithfulness"])
+            print(f"  MIB CPR {c['cpr']:.3f}  CMD {c['cmd']:.3f}  f = {fs}")
             from interp.circuits.edges.plots import plot_mib_curve
 
             figs.append(plot_mib_curve({sc.method: c}))

@@ -9,12 +9,25 @@ import pytest
 import torch
 
 from interp.circuits.edges import (
-    EdgeCircuit, EdgeError, EdgeEvaluator, EdgeForward, EdgeScores, build_graph, check_budgets, edge_scores,
-    edges_of_nodes, greedy_edges, load_mib, prune_edges, save_mib, threshold_edges, top_n_edges, trapezoid_areas,
+    EdgeCircuit,
+    EdgeError,
+    EdgeEvaluator,
+    EdgeForward,
+    EdgeScores,
+    build_graph,
+    check_budgets,
+    edge_scores,
+    edges_of_nodes,
+    greedy_edges,
+    load_mib,
+    prune_edges,
+    save_mib,
+    threshold_edges,
+    top_n_edges,
+    trapezoid_areas,
 )
-from interp.circuits.edges.exact import edge_hooks, naive_edge_effect, sender_delta_from_cache
+from interp.circuits.edges.exact import edge_hooks, exact_edge_effects, naive_edge_effect, sender_delta_from_cache
 from interp.circuits.edges.prep import prepare_batches
-from interp.circuits.edges.exact import exact_edge_effects
 from interp.metrics import MetricContext, make_metric
 from tests.conftest import random_pairs, tiny_bridge
 

@@ -7,7 +7,13 @@
 """
 
 from interp.circuits.edges.evaluate import (
-    MIB_BUDGETS, EdgeEvaluator, EdgeFaithfulness, check_budgets, mib_curve, random_curve, trapezoid_areas,
+    MIB_BUDGETS,
+    EdgeEvaluator,
+    EdgeFaithfulness,
+    check_budgets,
+    mib_curve,
+    random_curve,
+    trapezoid_areas,
 )
 from interp.circuits.edges.exact import exact_edge_effects, naive_edge_effect
 from interp.circuits.edges.forward import EdgeForward

@@ -42,7 +42,7 @@ def exact_edge_effects(ef: EdgeForward, batches: list[Batch], metric: str, *, ed
     n_total = sum(b.n for b in batches)
     t0 = time.perf_counter()
     passes0, rows0 = ef.passes, ef.row_layers
-    h, d = ef.n_heads, ef.d_model
+    d = ef.d_model
     rl = g.receiver_layer[r_idx[todo]]
     for b in batches:
         seq = b.clean.shape[1]

@@ -36,7 +36,8 @@ class EdgeRun:
 
     logits: Tensor  # [N d_vocab]
     outputs: Tensor | None = None  # [N S n_senders d_model]
-    probes: dict[tuple[str, int], Tensor] = field(default_factory=dict)  # ("qkv", l) [N S 3H d], ("mlp", l), ("logits", 0)
+    # ("qkv", l) [N S 3H d], ("mlp", l) [N S d], ("logits", 0) [N 1 d]
+    probes: dict[tuple[str, int], Tensor] = field(default_factory=dict)
     resid: list[Tensor] = field(default_factory=list)  # residual entering each layer and the final one (if kept)
 
 
@@ -100,7 +101,7 @@ class EdgeForward:
         return torch.stack([e._rope(q, 0), e._rope(k, 0), v])
 
     def _attention(self, layer: int, x: Tensor, d3: Tensor | None) -> Tensor:
-        """Per-head outputs [N S H d_model] of layer ``layer`` with q/k/v receiver deltas ``d3`` [N S 3H d] (or None)."""
+        """Per-head outputs [N S H d_model] of ``layer`` with q/k/v receiver deltas ``d3`` [N S 3H d] (or None)."""
         e, ph = self.engine, self.per_head[layer]
         blk = e.blocks[layer]
         n, s, _ = x.shape

@@ -74,7 +74,7 @@ def load_mib(path: str | os.PathLike[str] | dict[str, Any], graph: EdgeGraph | N
     idx = g.edges_from_names(list(edges))
     vals = np.full(g.n_edges, np.nan)
     kept = []
-    for i, (name, e) in zip(idx, edges.items()):
+    for i, e in zip(idx, edges.values()):
         sc = e.get("score") if isinstance(e, dict) else e
         vals[i] = np.nan if sc is None else float(sc)
         if isinstance(e, dict) and e.get("in_graph"):
