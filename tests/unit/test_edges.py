@@ -299,3 +299,25 @@ def test_grouped_query_attention(tmp_path):
         keep = np.ones(g.n_edges, dtype=bool)
         keep[e] = False
         assert abs((ev.values(keep).mean() - ev.m_full.mean()) - exact.scores[e]) < 1e-5
+
+
+def test_unsupported_architectures(model):
+    import types
+
+    from interp.circuits.edges import Unsupported
+
+    cfg = types.SimpleNamespace(n_layers=2, n_heads=4, parallel_attn_mlp=False, attn_only=False)
+    fake = types.SimpleNamespace(cfg=cfg, hook_dict={"blocks.0.hook_resid_pre": None})
+    with pytest.raises(Unsupported, match="needs the hook 'ln_final.hook_in'"):
+        build_graph(fake)
+    for flag, msg in (("use_normalization_before_and_after", "non-additive"), ("parallel_attn_mlp", "parallel"),
+                      ("attn_only", "attention-only")):
+        with pytest.raises(Unsupported, match=msg):
+            build_graph(types.SimpleNamespace(cfg=types.SimpleNamespace(**{**vars(cfg), flag: True}), hook_dict={}))
+    handle = model.blocks[0].attn.hook_z.add_hook(lambda a, hook: a)
+    try:
+        with pytest.raises(Unsupported, match="forward hook"):
+            EdgeForward(model)
+    finally:
+        model.reset_hooks()
+    del handle
