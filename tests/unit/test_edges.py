@@ -70,7 +70,17 @@ def test_forward_reproduces_bridge(model):
             assert torch.allclose(ef.run(toks, extra=zero).logits, ref, atol=1e-5)  # the per-head path
 
 
-def test_exact_equals_single_edge_hook_patch_for_every_edge(model, pairs):
+def _shared_prefix(pairs, k):
+    """Pairs whose corrupt prompts repeat the clean prompts' first ``k`` tokens (so the cone starts at ``k``)."""
+    corrupt = pairs.corrupt_tokens.clone()
+    corrupt[:, :k] = pairs.clean_tokens[:, :k]
+    return type(pairs)(pairs.clean_tokens, corrupt, pairs.clean_answers, pairs.corrupt_answers,
+                       pairs.position_labels, "prefix")
+
+
+@pytest.mark.parametrize("prefix", [0, 3])
+def test_exact_equals_single_edge_hook_patch_for_every_edge(model, pairs, prefix):
+    pairs = _shared_prefix(pairs, prefix) if prefix else pairs
     ef = EdgeForward(model)
     with torch.inference_mode():
         batches = prepare_batches(ef, pairs, ablation="counterfactual", batch_size=3)  # two chunks

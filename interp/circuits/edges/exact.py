@@ -51,6 +51,11 @@ def exact_edge_effects(ef: EdgeForward, batches: list[Batch], metric: str, *, ed
         resid = run.resid  # the residual entering each layer, and the final one
         delta = (b.values - b.outputs)  # [B S n_senders d]
         clean_qkv = [ef.head_inputs(layer, resid[layer]) for layer in range(g.n_layers)]
+        grp = ef.n_heads // ef.engine.n_kv
+        ef.engine.acts = {(kind, i): clean_qkv[i][j][:, ::grp] for i in range(g.n_layers)
+                          for j, kind in ((1, "k"), (2, "v"))}  # [B kv S d_head], as the cone engine caches them
+        nz = (delta != 0).any(3).any(0)  # [S n_senders]
+        first = torch.where(nz.any(0), nz.float().argmax(0), torch.tensor(seq)).numpy()
         per_chunk = max(1, max_rows // b.n)
         for layer in range(g.n_layers + 1):
             which = np.nonzero(rl == layer)[0]
@@ -65,10 +70,20 @@ def exact_edge_effects(ef: EdgeForward, batches: list[Batch], metric: str, *, ed
                     logits = ef.engine.logits(x)
                 else:
                     local = rec - g.receiver_index(layer, "q", 0)  # 0..3H-1 for q/k/v, 3H for the MLP
-                    x_next = _after_layer(ef, layer, resid[layer], run.outputs, clean_qkv[layer], sd, local, b.n)
-                    logits = ef.run(start=(layer + 1, x_next)).logits
+                    x = _after_layer(ef, layer, resid[layer], run.outputs, clean_qkv[layer], sd, local, b.n)
+                    # later layers: only positions >= p (the first where a patched sender differs) are
+                    # recomputed, earlier ones enter attention from the clean key/value cache; the last layer
+                    # computes the last position only (the cone engine's layer)
+                    p = min(int(first[s_idx[e]].min()), seq - 1)
+                    x = x[:, p:]
+                    for i in range(layer + 1, g.n_layers):
+                        x = ef.engine.layer(i, x, p, v, last=i == g.n_layers - 1)
+                    ef.passes += 1
+                    ef.row_layers += v * b.n * (g.n_layers - layer)
+                    logits = ef.engine.logits(x[:, -1])
                 vals = b.metric(metric, reps=v)(logits).double().view(v, b.n).sum(1)
                 total[pos] += (vals - base).numpy()
+    ef.engine.release()
     cost = {"seconds": time.perf_counter() - t0, "passes": ef.passes - passes0,
             "row_layers": ef.row_layers - rows0, "edges": int(len(todo)), "prompts": n_total}
     return total / n_total, cost
