@@ -41,6 +41,7 @@ def main() -> int:
     ap.add_argument("--batch-size", type=int, default=16)
     ap.add_argument("--node", action="store_true", help="also compare with the node circuit of find_circuit "
                     "(resample ablation, heads and MLPs ranked, target 0.9), expressed as edges")
+    ap.add_argument("--no-curve", action="store_true", help="skip the CPR/CMD evaluation (cost and Spearman only)")
     ap.add_argument("--out", default="docs/benchmarks-edges.md")
     args = ap.parse_args()
     torch.set_num_threads(1)
@@ -111,6 +112,12 @@ def main() -> int:
         lines.append(f"| {m} | {spearman(r.scores[idx], ex_vals):.3f} |")
     lines.append("")
     # MIB CPR / CMD on the evaluation pairs
+    if args.no_curve:
+        text = "\n".join(lines)
+        print(text)
+        with Path(args.out).open("a") as f:
+            f.write(text)
+        return 0
     t0 = time.perf_counter()
     ev = EdgeEvaluator(model, evp, batch_size=args.batch_size)
     lines += [f"MIB faithfulness (counterfactual ablation, logit difference, top-n by |score| + pruning) at budgets "
