@@ -26,7 +26,7 @@ from interp.errors import ShapeError, unknown
 
 __all__ = [
     "SITE_KINDS", "CLI_SITES", "SWEEP_AXES", "Site", "hook_name", "site_kind", "check_layer", "check_site_exists",
-    "resolve_layers", "site_units",
+    "resolve_layers", "site_units", "EDGE_HOOKS", "edge_hook_name",
 ]
 
 _HOOKS: dict[str, str] = {
@@ -61,6 +61,23 @@ SWEEP_AXES: dict[str, tuple[str, ...]] = {
 
 UNEMBED = "ln_final.hook_normalized"
 
+# Edge-level circuits (`interp.circuits.edges`): where each sender writes and each receiver reads. Receivers read
+# the residual stream *before* their normalization: a head's q/k/v input is rebuilt from ``resid_pre`` and the
+# projection output (``hook_q``/``hook_k``/``hook_v``, [batch pos head d_head]) is replaced head by head; an MLP
+# reads what enters ``ln2``; the logits read what enters ``ln_final``. Senders: the input (embeddings, the
+# residual entering block 0), each head (``hook_z`` times its slice of W_O) and each MLP (``hook_mlp_out``).
+EDGE_HOOKS: dict[str, str] = {
+    "input": "blocks.0.hook_resid_pre",
+    "resid_pre": "blocks.{layer}.hook_resid_pre",
+    "z": "blocks.{layer}.attn.hook_z",
+    "mlp_out": "blocks.{layer}.hook_mlp_out",
+    "q": "blocks.{layer}.attn.hook_q",
+    "k": "blocks.{layer}.attn.hook_k",
+    "v": "blocks.{layer}.attn.hook_v",
+    "mlp_in": "blocks.{layer}.ln2.hook_in",
+    "logits_in": "ln_final.hook_in",
+}
+
 
 def site_kind(name: str) -> str:
     """Resolve a CLI site name (``heads``) or a kind (``head``) to a site kind; unknown names list the options."""
@@ -74,6 +91,13 @@ def site_kind(name: str) -> str:
 def hook_name(kind: str, layer: int) -> str:
     """The TransformerLens hook name of site ``kind`` in ``layer``."""
     return _HOOKS[site_kind(kind)].format(layer=layer)
+
+
+def edge_hook_name(kind: str, layer: int = 0) -> str:
+    """The hook an edge-level sender writes at or a receiver reads from (`EDGE_HOOKS`)."""
+    if kind not in EDGE_HOOKS:
+        raise unknown("edge hook kind", kind, EDGE_HOOKS)
+    return EDGE_HOOKS[kind].format(layer=layer)
 
 
 def check_layer(model: Any, layer: int) -> None:

@@ -26,6 +26,7 @@ COMMANDS: dict[str, str] = {
     "dynamics": "interp.cli.dynamics_cmd",
     "concepts": "interp.cli.concepts_cmd",
     "cot": "interp.cli.cot_cmd",
+    "edges": "interp.cli.edges_cmd",
 }
 
 

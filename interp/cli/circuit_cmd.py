@@ -45,6 +45,9 @@ def register(sub: Any, name: str) -> None:
     p.add_argument("--no-per-operator", action="store_true",
                    help="only the pooled circuit, not one per operator as well")
     p.add_argument("--plot", default=None, help="also write the curve and diagram as a self-contained HTML file")
+    from interp.cli.edges_cmd import add_circuit_level_args  # `--level edges` (edge-level circuits)
+
+    add_circuit_level_args(p)
     p.set_defaults(func=run)
 
 
@@ -56,6 +59,10 @@ def run(args: argparse.Namespace) -> int:
     from interp.circuits.search import find_circuit
     from interp.circuits.settings import SearchSettings
 
+    if getattr(args, "level", "nodes") == "edges":
+        from interp.cli.edges_cmd import run_circuit_level_edges
+
+        return run_circuit_level_edges(args)
     t0 = time.time()
     settings = SearchSettings(ablation=args.ablation, target=args.target, rank=args.rank, rank_mlps=args.rank_mlps,
                               metric=args.metric, seeds=tuple(args.seeds), n_per_op=args.n_per_op,

@@ -1,0 +1,169 @@
+"""``interp edges``: score every edge (EAP, EAP-IG, exact), pick a circuit, measure MIB CPR/CMD, write JSON.
+
+Also holds `run_circuit_level_edges`, the ``interp circuit --level edges`` path.
+"""
+
+from __future__ import annotations
+
+import argparse
+from typing import Any
+
+from interp.cli.common import add_model_arg, load
+
+
+def _add_edge_args(p: argparse.ArgumentParser, *, with_method: bool = True) -> None:
+    from interp.circuits.edges import EDGE_ABLATIONS, EDGE_METRICS, METHODS
+
+    if with_method:
+        p.add_argument("--method", default="eap-ig-inputs", choices=METHODS,
+                       help="edge scoring (default eap-ig-inputs)")
+    p.add_argument("--ig-steps", type=int, default=5, help="integrated-gradient steps of eap-ig-* (default 5)")
+    p.add_argument("--ablation", default="counterfactual", choices=EDGE_ABLATIONS,
+                   help="what an ablated edge carries: corrupt output (default, MIB), mean, zero")
+    p.add_argument("--edge-metric", default="logit_diff", choices=EDGE_METRICS,
+                   help="metric of edge scores and faithfulness (default logit_diff, as MIB)")
+    p.add_argument("--n", type=int, default=None, help="prompt pairs per group (default: the task's default)")
+    p.add_argument("--batch-size", type=int, default=16)
+    p.add_argument("--mib", default=None, help="also write the scores (and circuit) in MIB's submission format")
+
+
+def register(sub: Any, name: str) -> None:
+    p = sub.add_parser(name, help="edge-level circuits: EAP / EAP-IG / exact edge scores, MIB CPR/CMD")
+    add_model_arg(p)
+    p.add_argument("--task", "-t", default="arith:+", help="task spec (arith:+, ioi:32, induction)")
+    p.add_argument("--out", "-o", required=True, help="output JSON path (edge scores)")
+    p.add_argument("--plot", default=None, help="also write figures as a self-contained HTML file")
+    _add_edge_args(p)
+    p.add_argument("--top-n", type=int, default=None, help="also select the top-n edges as a circuit")
+    p.add_argument("--threshold", type=float, default=None, help="also select edges with |score| >= threshold")
+    p.add_argument("--curve", action="store_true", help="evaluate MIB's CPR/CMD on held-out pairs")
+    p.set_defaults(func=run)
+
+
+def _check_paths(*paths: str | None) -> None:
+    import os
+
+    from interp.errors import InterpError
+
+    for p in paths:
+        if p is None:
+            continue
+        d = os.path.dirname(os.path.abspath(p))
+        if os.path.exists(p) and os.path.isdir(p):
+            raise InterpError(f"output path {p!r} is a directory")
+        if os.path.exists(d) and not os.access(d, os.W_OK):
+            raise InterpError(f"cannot write to {d!r}")
+
+
+def _evaluation_pairs(model: Any, task: Any, n: int | None) -> Any:
+    from interp.circuits.edges.prep import resolve_pairs
+
+    try:
+        return resolve_pairs(model, task, n=n, split="evaluation")
+    except TypeError:
+        return resolve_pairs(model, task, n=n)
+
+
+def run(args: argparse.Namespace) -> int:
+    from interp._io import write_text_atomic
+    from interp.circuits.edges import EdgeEvaluator, edge_scores, save_mib
+    from interp.circuits.edges.graph import EdgeError
+    from interp.circuits.edges.prep import resolve_pairs
+    from interp.tasks import parse_task
+
+    _check_paths(args.out, args.plot, args.mib)
+    if args.ig_steps < 1:
+        raise EdgeError(f"--ig-steps must be >= 1; got {args.ig_steps}")
+    model = load(args)
+    task = parse_task(args.task)
+    pairs = resolve_pairs(model, task, n=args.n)
+    sc = edge_scores(model, pairs, args.method, ig_steps=args.ig_steps, ablation=args.ablation,
+                     metric=args.edge_metric, batch_size=args.batch_size, task_name=args.task)
+    sc.save(args.out)
+    figs = [sc.plot()]
+    circ = None
+    if args.top_n is not None or args.threshold is not None:
+        circ = sc.circuit(args.top_n, threshold=args.threshold)
+        if not circ.edges:
+            raise EdgeError("the selected circuit is empty after pruning; raise --top-n or lower --threshold")
+    print(f"wrote {args.out}: {sc!r} in {sc.seconds:.1f} s")
+    for name, v in sc.top(10):
+        print(f"  {v:+.4f}  {name}")
+    if args.curve or circ is not None:
+        ev = EdgeEvaluator(model, _evaluation_pairs(model, task, args.n), ablation=args.ablation,
+                           metric=args.edge_metric, batch_size=args.batch_size)
+        if args.curve:
+            c = ev.curve(sc)
+            fs = " ".join(f"{x:.2f}" for x in c["faithfulness"])
+            print(f"  MIB CPR {c['cpr']:.3f}  CMD {c['cmd']:.3f}  f = {fs}")
+            from interp.circuits.edges.plots import plot_mib_curve
+
+            figs.append(plot_mib_curve({sc.method: c}))
+        if circ is not None:
+            f = ev.score(circ).faithfulness
+            print(f"  circuit: {len(circ.edges)} edges, faithfulness {f:.3f}")
+            figs.append(circ.plot())
+    if args.mib:
+        save_mib(args.mib, sc, circ, d_model=int(model.cfg.d_model))
+        print(f"wrote {args.mib} (MIB format)")
+    if args.plot:
+        from interp.report import Section, render_html
+
+        write_text_atomic(args.plot, render_html(f"interp edges: {args.model}", [Section("Edges", [], figs)]))
+    return 0
+
+
+# ------------------------------------------------------------------ `interp circuit --level edges`
+def add_circuit_level_args(p: argparse.ArgumentParser) -> None:
+    """Arguments `interp circuit` needs for ``--level edges`` (its own --ablation/--metric/--target are reused:
+    ``resample`` maps to ``counterfactual``; the edge metric is ``--edge-metric``)."""
+    from interp.circuits.edges import METHODS
+    from interp.circuits.edges.search import SELECTIONS
+
+    p.add_argument("--level", choices=("nodes", "edges"), default="nodes",
+                   help="node circuit (heads/MLPs, default) or edge circuit (sender -> receiver edges)")
+    p.add_argument("--edge-method", default="eap-ig-inputs", choices=METHODS, help="edge scoring for --level edges")
+    p.add_argument("--select", default="topn", choices=SELECTIONS, help="edge selection for --level edges")
+    p.add_argument("--ig-steps", type=int, default=5, help="integrated-gradient steps (--level edges)")
+    p.add_argument("--edge-metric", default="logit_diff", help="metric for --level edges (default logit_diff)")
+    p.add_argument("--mib", default=None, help="--level edges: also write the MIB-format file")
+
+
+def run_circuit_level_edges(args: argparse.Namespace) -> int:
+    """``interp circuit --level edges``: score edges, grow the circuit to ``--target`` faithfulness, write JSON."""
+    from interp._io import write_text_atomic
+    from interp.circuits.edges import EdgeEvaluator, edge_scores, save_mib
+    from interp.circuits.edges.search import find_edge_circuit
+    from interp.tasks import parse_task
+
+    _check_paths(args.out, getattr(args, "plot", None), args.mib)
+    ablation = {"resample": "counterfactual"}.get(args.ablation, args.ablation)
+    model = load(args)
+    task = parse_task(args.task)
+    disc = _resolve_disc(model, task, args)
+    sc = edge_scores(model, disc, args.edge_method, ig_steps=args.ig_steps, ablation=ablation,
+                     metric=args.edge_metric, task_name=args.task)
+    ev = EdgeEvaluator(model, _evaluation_pairs(model, task, args.n_eval), ablation=ablation, metric=args.edge_metric)
+    circ = find_edge_circuit(ev, sc, target=args.target, selection=args.select)
+    circ.save(args.out)
+    if args.mib:
+        save_mib(args.mib, sc, circ, d_model=int(model.cfg.d_model))
+    if getattr(args, "plot", None):
+        from interp.report import Section, render_html
+
+        write_text_atomic(args.plot, render_html(f"interp circuit --level edges: {args.model}",
+                                                 [Section("Edge circuit", [], [circ.plot_curve(), circ.plot()])]))
+    c = circ.curve
+    print(f"wrote {args.out}: {len(circ.edges)} of {circ.graph.n_edges} edges, faithfulness {circ.faithfulness:.3f} "
+          f"(target {args.target}{'' if c['reached'] else ', NOT reached: all edges kept'}); "
+          f"MIB CPR {c['cpr']:.3f} CMD {c['cmd']:.3f}")
+    return 0
+
+
+def _resolve_disc(model: Any, task: Any, args: argparse.Namespace) -> Any:
+    from interp.circuits.edges.prep import resolve_pairs
+
+    try:
+        return resolve_pairs(model, task, n=args.n_per_op, seed=args.seed, split="discovery")
+    except TypeError:
+        return resolve_pairs(model, task, n=args.n_per_op, seed=args.seed)
