@@ -2,9 +2,35 @@
 
 * `saliency` - gradient, gradient × input, integrated gradients (with completeness error) and attention maps,
   aggregated per token, word and in-context demonstration (`interp.explain.saliency`).
+* `reading_vector`, `probe_layers` - representation reading (RepE LAT / mean difference; logistic probes per layer,
+  held-out and cross-dataset accuracy) (`interp.explain.repe`); `steer`, `dose_response` - representation control
+  with a random-vector control (`interp.explain.steering`).
+* Built-in stimuli: `load_sentiment` (200 balanced reviews), `load_statements` (cities, animals) (`interp.explain.data`).
 """
 
 from interp.explain._common import ExplainError
+from interp.explain.data import Labelled, load_sentiment, load_statements, statement_families
+from interp.explain.repe import ProbeResult, ReadingVector, activations, fit_probe, probe_layers, reading_vector
 from interp.explain.saliency import METHODS, PromptSaliency, SaliencyResult, saliency
+from interp.explain.steering import DoseResponse, dose_response, steer
 
-__all__ = ["ExplainError", "METHODS", "PromptSaliency", "SaliencyResult", "saliency"]
+__all__ = [
+    "DoseResponse",
+    "ExplainError",
+    "Labelled",
+    "METHODS",
+    "ProbeResult",
+    "PromptSaliency",
+    "ReadingVector",
+    "SaliencyResult",
+    "activations",
+    "dose_response",
+    "fit_probe",
+    "load_sentiment",
+    "load_statements",
+    "probe_layers",
+    "reading_vector",
+    "saliency",
+    "statement_families",
+    "steer",
+]
