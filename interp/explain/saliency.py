@@ -8,8 +8,10 @@ embeddings (the output of ``hook_embed``; positional embeddings, where a model h
 * ``integrated_gradients``: (e − e′)·∫₀¹ ∂score(e′ + α(e − e′))/∂e dα (Sundararajan et al. 2017), integrated with
   ``steps`` Gauss–Legendre (default) or Riemann points. Completeness says Σ_t IG_t = score(e) − score(e′); the
   **completeness error** |Σ IG − (score(e) − score(e′))| is reported for every prompt (it shrinks with ``steps``).
-  Baselines: ``"zero"`` embeddings, ``"pad"`` (the pad/EOS token's embedding), ``"mean"`` (the mean token
-  embedding) or a token id. The BOS position is kept at its real embedding by default (it is an attention sink,
+  Baselines: ``"mean"`` (the mean token embedding, default), ``"zero"`` embeddings, ``"pad"`` (the pad/EOS
+  token's embedding) or a token id. Models that normalise the residual stream (LayerNorm, RMSNorm) are
+  scale-invariant in their first layer, so ``score(α·e)`` jumps between α = 0 and α → 0⁺: with the zero baseline
+  the completeness error cannot vanish for any number of steps (measured on SmolLM2 in docs/explain.md). The BOS position is kept at its real embedding by default (it is an attention sink,
   not content).
 * ``attention``: the attention the last position pays to each token, averaged over heads and layers - a cheap
   contrast, not an attribution (Jain & Wallace 2019).
@@ -317,7 +319,7 @@ def saliency(
     method: str | Sequence[str] = "integrated_gradients",
     metric: str | None = None,
     steps: int = 32,
-    baseline: Any = "zero",
+    baseline: Any = "mean",
     integration: str = "gausslegendre",
     keep_bos: bool = True,
     prepend_bos: bool = True,

@@ -41,7 +41,8 @@ def lin():
 def test_linear_model_ig_equals_exact_contribution(lin):
     ids = [3, 17, 5, 41, 9, 22]
     r = 7
-    res = saliency(lin, ids, target=r, method=["integrated_gradients", "grad_x_input"], steps=3)
+    res = saliency(lin, ids, target=r, method=["integrated_gradients", "grad_x_input"], steps=3,
+                   baseline="zero")
     it = res[0]
     # oracle: remove one token's embedding at a time (replace by the zero baseline) - exact for an affine model
     t = torch.tensor([ids])
@@ -139,3 +140,15 @@ def test_word_and_segment_aggregation(tmp_path):
     assert back[0].by_segment("integrated_gradients") == pytest.approx(segs)
     assert "SaliencyResult(1 prompts" in repr(back)
     assert back.plot() is not None
+
+
+def test_cot_step_saliency_equals_single_target_runs():
+    from interp.explain.cot_saliency import step_saliency
+
+    m = tiny_bridge()
+    seq = [2, 9, 4, 11, 7, 3, 8]
+    sal = step_saliency(m, seq, [3, 4, 5], batch_size=2)
+    for row, p in zip(sal, (3, 4, 5)):
+        one = saliency(m, seq[: p + 1], target=seq[p + 1], method="grad_x_input")[0].values("grad_x_input")
+        np.testing.assert_allclose(row[: p + 1], np.abs(one), rtol=1e-4, atol=1e-6)
+        assert np.all(row[p + 1 :] == 0)  # causal: later tokens get no gradient
