@@ -23,6 +23,7 @@ COMMANDS: dict[str, str] = {
     "dynamics": "interp.cli.dynamics_cmd",
     "concepts": "interp.cli.concepts_cmd",
     "cot": "interp.cli.cot_cmd",
+    "explain": "interp.cli.explain_cmd",
 }
 
 
