@@ -86,13 +86,14 @@ def repe_section(out: Path) -> None:
 
 
 def uncertainty_section(out: Path) -> None:
-    from interp.explain.uncertainty import arith_questions, uncertainty, word_problem_questions
+    from interp.explain.uncertainty import arith_questions, toy_held_out_pairs, uncertainty, word_problem_questions
     from interp.report import FEW_SHOT_PREFIX
 
     res = {}
     toy = interp.load_model("toy-arith")
     for spec in ("arith:+", "arith:*"):
-        r = uncertainty(toy, arith_questions(toy, spec, n=200), k=5, temperature=1.0, source=f"toy {spec}")
+        qs = arith_questions(toy, spec, n=200, only_pairs=toy_held_out_pairs(spec[-1]))
+        r = uncertainty(toy, qs, k=5, temperature=1.0, source=f"toy {spec} held-out pairs")
         res[f"toy-arith {spec}"] = r.summary()
         print(spec, r)
     m = interp.load_model("smollm2-135m")

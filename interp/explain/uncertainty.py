@@ -41,7 +41,7 @@ from interp.explain._common import ExplainError, check_finite
 from interp.explain.calibration import auroc, ece, reliability
 from interp.sites import UNEMBED, hook_name
 
-__all__ = ["Question", "ItemUncertainty", "UncertaintyResult", "MEASURES", "token_uncertainty", "arith_questions",
+__all__ = ["toy_held_out_pairs", "Question", "ItemUncertainty", "UncertaintyResult", "MEASURES", "token_uncertainty", "arith_questions",
            "word_problem_questions", "uncertainty", "sample_answers", "relevance_weights"]
 
 MEASURES: tuple[str, ...] = ("prob_mean", "prob_min", "prob_geo", "entropy", "margin", "relevance", "consistency")
@@ -75,13 +75,17 @@ def _int_span(text: str) -> tuple[int, int] | None:
     return (m.start(1), m.end(1)) if m else None
 
 
-def arith_questions(model: Any, spec: str = "arith:+:0-9", *, n: int = 60, prefix: str = "", seed: int = 0
-                    ) -> list[Question]:
-    """``n`` prompts of an arithmetic task (all prompts of the grid, seeded sample), answers read as integers."""
+def arith_questions(model: Any, spec: str = "arith:+:0-9", *, n: int = 60, prefix: str = "", seed: int = 0,
+                    only_pairs: Sequence[tuple[int, int]] | None = None) -> list[Question]:
+    """``n`` prompts of an arithmetic task (all prompts of the grid, or those whose operands are in ``only_pairs``;
+    seeded sample), answers read as integers."""
     from interp.tasks import parse_task
 
     task = parse_task(spec, prefix=prefix)
     prompts = [p for op in task.operators for p in task.prompts(model, op)]
+    if only_pairs is not None:
+        keep = {(int(a), int(b)) for a, b in only_pairs}
+        prompts = [p for p in prompts if (p.a, p.b) in keep]
     if not prompts:
         raise ExplainError(f"task {spec!r} has no prompts for this model")
     mode, _ = task._mode_and_limit(model.tokenizer)
@@ -89,6 +93,13 @@ def arith_questions(model: Any, spec: str = "arith:+:0-9", *, n: int = 60, prefi
     pick = rng.permutation(len(prompts))[: max(1, int(n))]
     return [Question(tuple(prompts[i].tokens), float(prompts[i].result), str(prompts[i]), _int_extract, _int_stop,
                      _int_span, 1 if mode == "single" else None) for i in sorted(pick)]
+
+
+def toy_held_out_pairs(op: str) -> list[tuple[int, int]]:
+    """The operand pairs of operator ``op`` that the built-in toy-arith model never saw in training."""
+    from interp.models.toy import TOY_DIR, read_toy_config
+
+    return list(read_toy_config(TOY_DIR)[0].split(op)[1])
 
 
 def word_problem_questions(model: Any, *, variant: str = "full_cot", n: int = 16) -> tuple[list[int], list[Question]]:
