@@ -207,15 +207,13 @@ def icl_experiment(model: Any, *, data: str | os.PathLike[str] | None = None, sh
         preds[(v, k)] = pred
         row = {"variant": v, "shots": k, "n": len(queries), "accuracy": float((pred == gold).mean()),
                "p_gold": float(p_gold.mean()), "p_gold_share": float((p_gold / p.sum(1)).mean()),
-               "follow_flipped": float((pred != gold).mean()) if v == "flipped" else None}
+               "follow_flipped": float((pred != gold).mean()) if v == "flipped" and k else None}
         if v == "flipped" and ("gold", k) in preds:
             row["changed_vs_gold"] = float((pred != preds[("gold", k)]).mean())
         results.append(row)
-    for v in variants:  # every variant equals gold at 0 shots
-        if v != variants[0] and 0 in shots:
-            results.append(dict(next(r for r in results if r["shots"] == 0), variant=v,
-                                follow_flipped=(1 - next(r for r in results if r["shots"] == 0)["accuracy"])
-                                if v == "flipped" else None))
+    if 0 in shots:  # with no demonstrations every variant is the same prompt: copy the 0-shot row
+        zero = next(r for r in results if r["shots"] == 0)
+        results += [dict(zero, variant=v) for v in variants if v != zero["variant"]]
     sal: dict[str, dict[str, Any]] = {}
     k = max(shots) if saliency_shots is None else int(saliency_shots)
     if n_saliency and k > 0:
