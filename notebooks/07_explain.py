@@ -31,8 +31,7 @@ import torch
 from transformer_lens import TransformerBridge, TransformerBridgeConfig
 
 import interp
-from interp.explain import (dose_response, load_sentiment, load_statements, probe_layers, reading_vector, saliency,
-                            steer)
+from interp.explain import dose_response, load_sentiment, load_statements, probe_layers, reading_vector, saliency, steer
 from interp.explain.data import split
 
 FAST = os.environ.get("INTERP_FAST") == "1"
@@ -69,7 +68,8 @@ with torch.inference_mode():
 
 def score(e):
     with torch.inference_mode():
-        return float(lin.run_with_hooks(torch.tensor([ids]), fwd_hooks=[("hook_embed", lambda a, hook: e)])[0, -1, target])
+        out = lin.run_with_hooks(torch.tensor([ids]), fwd_hooks=[("hook_embed", lambda a, hook: e)])
+        return float(out[0, -1, target])
 
 
 exact = []

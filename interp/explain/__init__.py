@@ -5,7 +5,8 @@
 * `reading_vector`, `probe_layers` - representation reading (RepE LAT / mean difference; logistic probes per layer,
   held-out and cross-dataset accuracy) (`interp.explain.repe`); `steer`, `dose_response` - representation control
   with a random-vector control (`interp.explain.steering`).
-* Built-in stimuli: `load_sentiment` (200 balanced reviews), `load_statements` (cities, animals) (`interp.explain.data`).
+* Built-in stimuli: `load_sentiment` (200 balanced reviews), `load_statements` (cities, animals)
+  (`interp.explain.data`).
 """
 
 from interp.explain._common import ExplainError

@@ -44,7 +44,7 @@ def step_saliency(model: Any, seq: Sequence[int], positions: Sequence[int], *, b
         b = len(pos)
         emb = x.expand(b, -1, -1).clone().requires_grad_(True)
 
-        def put(act: torch.Tensor, hook: Any) -> torch.Tensor:
+        def put(act: torch.Tensor, hook: Any, emb: torch.Tensor = emb) -> torch.Tensor:
             return emb.to(act.dtype)
 
         with torch.enable_grad():
@@ -100,8 +100,15 @@ def cot_saliency(model: Any, *, variants: Sequence[str] = ("no_cot", "full_cot")
                  max_new_tokens: int = 48, max_steps: int = 16, batch_size: int = 4, progress: bool = False
                  ) -> CotSaliencyResult:
     """Question-token saliency stability under each exemplar variant on the first ``n_problems`` word problems."""
-    from interp.cot import answer_complete, build_prefix, build_query, extract_answer, greedy_generate, load_problems
-    from interp.cot import load_variants
+    from interp.cot import (
+        answer_complete,
+        build_prefix,
+        build_query,
+        extract_answer,
+        greedy_generate,
+        load_problems,
+        load_variants,
+    )
 
     if max_steps < 2:
         raise ExplainError(f"max_steps must be >= 2 (a variance across steps needs two); got {max_steps}")

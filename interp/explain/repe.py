@@ -241,7 +241,8 @@ class ProbeResult:
         for k, v in self.reading.items():
             fig.add_trace(go.Scatter(x=x, y=list(v), name=f"reading vector: {k}", mode="lines", line=dict(dash="dash")))
         fig.add_hline(y=0.5, line=dict(color="grey", dash="dot"))
-        fig.update_layout(title=title, xaxis_title="layer (resid_pre)", yaxis_title="accuracy", yaxis=dict(range=[0, 1]))
+        fig.update_layout(title=title, xaxis_title="layer (resid_pre)", yaxis_title="accuracy",
+                          yaxis=dict(range=[0, 1]))
         return fig
 
 
@@ -275,7 +276,8 @@ def probe_layers(model: Any, train: Sequence[Any], test: Sequence[Any], *, layer
             cross[k].append(p.accuracy(xo[:, j], yo))
             reading[k].append(float(((xo[:, j] @ md > thr) == yo).double().mean()))
     settings = {"layers": layers, "n_train": len(train), "n_test": len(test),
-                "n_others": {k: len(v) for k, v in (others or {}).items()}, "l2": l2, "classes": [str(c) for c in classes],
+                "n_others": {k: len(v) for k, v in (others or {}).items()}, "l2": l2,
+                "classes": [str(c) for c in classes],
                 "positive_class": str(classes[1])}
     return ProbeResult(tuple(layers), tuple(tr_acc), tuple(te_acc), {k: tuple(v) for k, v in cross.items()},
                        {k: tuple(v) for k, v in reading.items()}, settings)

@@ -9,9 +9,11 @@ embeddings (the output of ``hook_embed``; positional embeddings, where a model h
   ``steps`` Gauss–Legendre (default) or Riemann points. Completeness says Σ_t IG_t = score(e) − score(e′); the
   **completeness error** |Σ IG − (score(e) − score(e′))| is reported for every prompt (it shrinks with ``steps``).
   Baselines: ``"mean"`` (the mean token embedding, default), ``"zero"`` embeddings, ``"pad"`` (the pad/EOS
-  token's embedding) or a token id. Models that normalise the residual stream (LayerNorm, RMSNorm) are
-  scale-invariant in their first layer, so ``score(α·e)`` jumps between α = 0 and α → 0⁺: with the zero baseline
-  the completeness error cannot vanish for any number of steps (measured on SmolLM2 in docs/explain.md). The BOS position is kept at its real embedding by default (it is an attention sink,
+  token's embedding) or a token id. In a model whose first block normalises the token embedding alone (RMSNorm or
+  LayerNorm and no learned positional embedding, like SmolLM2) the first layer sees the same input for every
+  α > 0, so ``score(α·e)`` changes abruptly near α = 0: with the zero baseline the completeness error stays large
+  at practical step counts (measured in docs/explain.md).
+  The BOS position is kept at its real embedding by default (it is an attention sink,
   not content).
 * ``attention``: the attention the last position pays to each token, averaged over heads and layers - a cheap
   contrast, not an attribution (Jain & Wallace 2019).

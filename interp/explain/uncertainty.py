@@ -41,7 +41,8 @@ from interp.explain._common import ExplainError, check_finite
 from interp.explain.calibration import auroc, ece, reliability
 from interp.sites import UNEMBED, hook_name
 
-__all__ = ["toy_held_out_pairs", "Question", "ItemUncertainty", "UncertaintyResult", "MEASURES", "token_uncertainty", "arith_questions",
+__all__ = ["toy_held_out_pairs", "Question", "ItemUncertainty", "UncertaintyResult", "MEASURES", "token_uncertainty",
+           "arith_questions",
            "word_problem_questions", "uncertainty", "sample_answers", "relevance_weights"]
 
 MEASURES: tuple[str, ...] = ("prob_mean", "prob_min", "prob_geo", "entropy", "margin", "relevance", "consistency")

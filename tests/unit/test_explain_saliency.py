@@ -114,8 +114,8 @@ def test_attention_is_a_distribution(lin):
 
 
 def test_word_and_segment_aggregation(tmp_path):
-    from transformers import AutoTokenizer, PreTrainedTokenizerFast
     from tokenizers import Tokenizer, models, pre_tokenizers
+    from transformers import AutoTokenizer, PreTrainedTokenizerFast
 
     vocab = {w: i for i, w in enumerate(["<s>", "a", "b", "c", "ab", "x", "y", "Ġ", "Ġa", "Ġb", "Ġx", ":", "Ċ"])}
     tk = Tokenizer(models.WordPiece(vocab={**vocab, "[UNK]": len(vocab)}, unk_token="[UNK]"))
