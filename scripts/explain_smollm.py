@@ -115,7 +115,7 @@ def icl_section(out: Path) -> None:
     from interp.explain.icl import icl_experiment
 
     m = interp.load_model("smollm2-135m")
-    r = icl_experiment(m, shots=(0, 2, 4, 8), n_queries=40, n_saliency=6, ig_steps=16, progress=True)
+    r = icl_experiment(m, shots=(0, 2, 4, 8), n_queries=30, n_saliency=4, ig_steps=8, progress=True)
     r.save(out / "icl.json")
     print(r)
     for row in r.rows:
@@ -127,8 +127,8 @@ def cot_section(out: Path) -> None:
     from interp.explain.cot_saliency import cot_saliency
 
     m = interp.load_model("smollm2-135m")
-    r = cot_saliency(m, variants=("no_cot", "equation_only", "full_cot"), n_problems=4, max_new_tokens=48,
-                     max_steps=16, progress=True)
+    r = cot_saliency(m, variants=("no_cot", "full_cot"), n_problems=3, max_new_tokens=40, max_steps=12,
+                     progress=True)
     r.save(out / "cot.json")
     print(r)
     print(json.dumps(r.variants, indent=1))
