@@ -331,6 +331,7 @@ def saliency(
 ) -> SaliencyResult:
     """Saliency of each prompt's last-position prediction of ``target`` (one target for all prompts or one each).
 
+    ``metric=None`` scores each prompt by its target's logit, or ``logit_diff`` where its target is a pair.
     ``prompts``: a string, token ids, or a list of prompts where each is a string, token ids, or a list of strings
     (one prompt made of segments, e.g. ``[[demo1, demo2, query]]``). ``method``: one of
     `METHODS` or several. ``metric``: one of `SCORES` (default ``logit``, or ``logit_diff`` for a pair target).
@@ -356,8 +357,7 @@ def saliency(
     if len(targets) != len(prompts):
         raise ExplainError(f"{len(targets)} targets for {len(prompts)} prompts; pass one target or one per prompt")
     resolved = [resolve_target(model, t) for t in targets]
-    metric = metric or ("logit_diff" if resolved[0][1] is not None else "logit")
-    if metric not in SCORES:
+    if metric is not None and metric not in SCORES:
         raise unknown("saliency metric", metric, SCORES)
     encoded = [encode_prompt(model, p, prepend_bos=prepend_bos, segment_names=segment_names) for p in prompts]
     n_ctx = int(getattr(model.cfg, "n_ctx", 0) or 0)
@@ -378,7 +378,7 @@ def saliency(
         x = _embeddings(model, ids)  # [1 pos d]
         with torch.inference_mode():
             base_logits = model(ids)[0, -1].float()
-        f = score_fn(metric, r, r2, base_logits)
+        f = score_fn(metric or ("logit_diff" if r2 is not None else "logit"), r, r2, base_logits)
         scores: dict[str, tuple[float, ...]] = {}
         s_x, g_x = _run_scores(model, ids, x, f, grad=any(m in ("gradient", "grad_x_input") for m in methods))
         if g_x is not None:
@@ -406,7 +406,7 @@ def saliency(
         if "attention" in methods:
             scores["attention"] = tuple(_attention(model, ids).tolist())
         items.append(PromptSaliency(enc, (r, r2), {m: scores[m] for m in methods}, float(s_x[0]), s_base, err))
-    settings = {"methods": methods, "metric": metric, "steps": int(steps), "baseline": baseline,
+    settings = {"methods": methods, "metric": metric or "auto (logit; logit_diff for pairs)", "steps": int(steps), "baseline": baseline,
                 "integration": integration, "keep_bos": keep_bos, "prepend_bos": prepend_bos,
                 "n_prompts": len(items)}
     return SaliencyResult(tuple(items), settings, str(getattr(model.cfg, "model_name", "")))

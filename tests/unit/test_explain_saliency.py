@@ -152,3 +152,13 @@ def test_cot_step_saliency_equals_single_target_runs():
         one = saliency(m, seq[: p + 1], target=seq[p + 1], method="grad_x_input")[0].values("grad_x_input")
         np.testing.assert_allclose(row[: p + 1], np.abs(one), rtol=1e-4, atol=1e-6)
         assert np.all(row[p + 1 :] == 0)  # causal: later tokens get no gradient
+
+
+def test_mixed_single_and_pair_targets():
+    m = tiny_bridge()
+    res = saliency(m, [[1, 2, 3], [4, 5, 6]], target=[7, (8, 9)], method="grad_x_input")
+    with torch.inference_mode():
+        a = m(torch.tensor([[1, 2, 3]]))[0, -1]
+        b = m(torch.tensor([[4, 5, 6]]))[0, -1]
+    assert res[0].score_x == pytest.approx(float(a[7]), rel=1e-5)
+    assert res[1].score_x == pytest.approx(float(b[8] - b[9]), rel=1e-5)
