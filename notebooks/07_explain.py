@@ -93,7 +93,7 @@ assert res[0].completeness_error < 1e-4
 # %%
 toy = interp.load_model("toy-arith")
 ps = interp.parse_task("arith:+").correct_prompts(toy, "+", seed=0, limit=5)
-sal = saliency(toy, [list(p.tokens) for p in ps], target=[p.answer_token for p in ps], steps=32)
+sal = saliency(toy, [list(p.tokens) for p in ps], target=[p.answer_token for p in ps], steps=64)
 print(sal, sal.completeness())
 for p, it in zip(ps, sal.items):
     print(p, "IG per position (BOS a op b =):", np.round(it.values("integrated_gradients"), 2))

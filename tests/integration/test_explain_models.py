@@ -24,7 +24,7 @@ def smol():
 def test_toy_ig_completeness():
     toy = interp.load_model("toy-arith")
     ps = interp.parse_task("arith:+").correct_prompts(toy, "+", seed=0, limit=6)
-    res = saliency(toy, [list(p.tokens) for p in ps], target=[p.answer_token for p in ps], steps=32)
+    res = saliency(toy, [list(p.tokens) for p in ps], target=[p.answer_token for p in ps], steps=64)
     assert res.completeness()["mean_relative"] < 0.05
     # both operands matter more than the operator and '=' on average
     import numpy as np
