@@ -91,7 +91,7 @@ def uncertainty_section(out: Path) -> None:
 
     res = {}
     toy = interp.load_model("toy-arith")
-    for spec in ("arith:+", "arith:*"):
+    for spec in ("arith:+", "arith:-", "arith:*", "arith:/"):
         qs = arith_questions(toy, spec, n=200, only_pairs=toy_held_out_pairs(spec[-1]))
         r = uncertainty(toy, qs, k=5, temperature=1.0, source=f"toy {spec} held-out pairs")
         res[f"toy-arith {spec}"] = r.summary()
