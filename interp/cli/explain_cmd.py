@@ -67,7 +67,8 @@ def register(sub: Any, name: str) -> None:
     q.add_argument("--layers", default=None, help="comma-separated layers to probe (default all)")
     q.add_argument("--steer-layer", type=int, default=None, help="layer to steer at (default: the best probe layer)")
     q.add_argument("--method", choices=("pca", "mean_diff"), default="pca", help="reading vector (default pca)")
-    q.add_argument("--alphas", default="-4,-2,0,2,4", help="steering strengths in units of |mean difference|")
+    q.add_argument("--alphas", default="-4,-2,0,2,4",
+                   help="steering strengths in units of |mean difference|; write --alphas=-2,0,2 (with =)")
     q.add_argument("--n-random", type=int, default=3, help="random vectors of equal norm (default 3)")
     q.set_defaults(func=run)
 
