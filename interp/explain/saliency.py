@@ -406,7 +406,8 @@ def saliency(
         if "attention" in methods:
             scores["attention"] = tuple(_attention(model, ids).tolist())
         items.append(PromptSaliency(enc, (r, r2), {m: scores[m] for m in methods}, float(s_x[0]), s_base, err))
-    settings = {"methods": methods, "metric": metric or "auto (logit; logit_diff for pairs)", "steps": int(steps), "baseline": baseline,
+    settings = {"methods": methods, "metric": metric or "auto (logit; logit_diff for pairs)",
+                "steps": int(steps), "baseline": baseline,
                 "integration": integration, "keep_bos": keep_bos, "prepend_bos": prepend_bos,
                 "n_prompts": len(items)}
     return SaliencyResult(tuple(items), settings, str(getattr(model.cfg, "model_name", "")))
