@@ -52,14 +52,17 @@ def section(model: Any, ctx: Any) -> Any:
             unc = uncertainty(model, qs, k=0)
         else:
             sal = saliency(model, "When Mary and John went to the store, John gave a drink to",
-                           target=(" Mary", " John"), steps=16 if quick else 32)
-            words = sal[0].by_word("integrated_gradients")
-            top = sorted(words, key=lambda w: -abs(w[1]))[:6]
+                           target=(" Mary", " John"), steps=16 if quick else 32,
+                           method=["integrated_gradients", "grad_x_input"])
+            ig = [v for _, v in sal[0].by_word("integrated_gradients")]
+            gx = sal[0].by_word("grad_x_input")  # words repeat ("John", "to"): keep them by position
+            top = sorted(((w, v, ig[i]) for i, (w, v) in enumerate(gx)), key=lambda t: -abs(t[1]))[:6]
             sec.paragraphs.append(
-                "<p>Integrated gradients of logit(' Mary') − logit(' John') by word (mean-embedding baseline; "
-                f"completeness error {sal[0].completeness_error:.3g} of a score change of "
-                f"{abs(sal[0].score_x - sal[0].score_baseline):.3g}).</p>"
-                + table([[w, f"{v:+.3f}"] for w, v in top], ["word", "IG"]))
+                "<p>Saliency of logit(' Mary') − logit(' John') by word: gradient × input, and integrated gradients "
+                f"(mean-embedding baseline; completeness error {sal[0].completeness_error:.3g} of a score change of "
+                f"{abs(sal[0].score_x - sal[0].score_baseline):.3g} - IG does not converge well on this model, see "
+                "docs/explain.md).</p>"
+                + table([[w, f"{v:+.3f}", f"{g:+.3f}"] for w, v, g in top], ["word", "grad × input", "IG"]))
             from interp.explain import load_statements, probe_layers
             from interp.explain.data import split
 
@@ -74,8 +77,8 @@ def section(model: Any, ctx: Any) -> Any:
                 f"<p><b>Truth probe.</b> A logistic probe on the residual stream at the last token of "
                 f"{probes.settings['n_train']} city statements reaches {probes.best_accuracy:.2f} held-out accuracy "
                 f"at layer {probes.best_layer} ({probes.settings['n_test']} held-out statements); the same probe "
-                f"scores {probes.cross['animals'][j]:.2f} on animal-class statements (cross-dataset; best layer "
-                f"{max(probes.cross['animals']):.2f}).</p>")
+                f"scores {probes.cross['animals'][j]:.2f} on animal-class statements (cross-dataset; "
+                f"{max(probes.cross['animals']):.2f} at the best layer for that, chosen after the fact).</p>")
             sec.figures.append(probes.plot(title="truth probe accuracy per layer"))
             qs = arith_questions(model, "arith:+:0-9", n=20 if quick else 55, prefix=FEW_SHOT_PREFIX, seed=ctx.seed)
             unc = uncertainty(model, qs, max_new_tokens=4, k=0)

@@ -10,17 +10,11 @@ from typing import Any
 
 from interp.errors import InterpError
 
-__all__ = ["ExplainError", "Encoded", "encode_prompt", "single_token", "check_finite", "fast_mode", "label_tokens"]
+__all__ = ["ExplainError", "Encoded", "encode_prompt", "single_token", "check_finite", "label_tokens"]
 
 
 class ExplainError(InterpError, ValueError):
     """Bad input to an explanation method (targets, steps, stimuli, steering settings, sample counts)."""
-
-
-def fast_mode() -> bool:
-    import os
-
-    return os.environ.get("INTERP_FAST", "") not in ("", "0")
 
 
 def check_finite(name: str, value: Any) -> float:
