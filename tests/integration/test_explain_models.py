@@ -61,3 +61,15 @@ def test_smollm_truth_probe_and_steering(smol):
     dr = dose_response(smol, [fmt(r) for r in split(sent, "test")][:8], rv, layers=18, alphas=(-2, 0, 2),
                        n_random=2)
     assert dr.slope > 0 and dr.ratio > 3  # measured ~15-30x
+
+
+def test_report_section_toy():
+    from interp.report import ReportContext, Section
+    from interp.report_explain import section
+
+    toy = interp.load_model("toy-arith")
+    ctx = ReportContext("toy-arith", quick=True)
+    sec = section(toy, ctx)
+    assert isinstance(sec, Section) and "Skipped" not in " ".join(sec.paragraphs)
+    assert "<table>" in sec.paragraphs[0] and len(sec.figures) == 1
+    assert ctx.results["explain_uncertainty"].summary()["n"] == 40
