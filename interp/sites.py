@@ -26,7 +26,7 @@ from interp.errors import ShapeError, unknown
 
 __all__ = [
     "SITE_KINDS", "CLI_SITES", "SWEEP_AXES", "Site", "hook_name", "site_kind", "check_layer", "check_site_exists",
-    "resolve_layers", "site_units", "EDGE_HOOKS", "edge_hook_name",
+    "resolve_layers", "site_units", "EDGE_HOOKS", "edge_hook_name", "EMBED", "UNEMBED", "pattern_hook",
 ]
 
 _HOOKS: dict[str, str] = {
@@ -60,6 +60,12 @@ SWEEP_AXES: dict[str, tuple[str, ...]] = {
 }
 
 UNEMBED = "ln_final.hook_normalized"
+EMBED = "hook_embed"  # token embeddings [batch pos d_model] (input saliency replaces them here)
+
+
+def pattern_hook(layer: int) -> str:
+    """The attention-pattern hook of ``layer``: ``[batch head_index query_pos key_pos]`` (not a patching site)."""
+    return f"blocks.{int(layer)}.attn.hook_pattern"
 
 # Edge-level circuits (`interp.circuits.edges`): where each sender writes and each receiver reads. Receivers read
 # the residual stream *before* their normalization: a head's q/k/v input is rebuilt from ``resid_pre`` and the

@@ -27,6 +27,7 @@ COMMANDS: dict[str, str] = {
     "concepts": "interp.cli.concepts_cmd",
     "cot": "interp.cli.cot_cmd",
     "edges": "interp.cli.edges_cmd",
+    "explain": "interp.cli.explain_cmd",
 }
 
 

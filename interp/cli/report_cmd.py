@@ -6,6 +6,7 @@ import argparse
 from typing import Any
 
 from interp.cli.common import add_model_arg, load, progress_enabled
+from interp.errors import UnknownNameError
 
 
 def register(sub: Any, name: str) -> None:
@@ -16,18 +17,24 @@ def register(sub: Any, name: str) -> None:
     p.add_argument("--prefix", default=None, help="few-shot prefix before every prompt (\\n for newlines)")
     p.add_argument("--n-per-op", type=int, default=50, help="clean prompts per operator (default 50)")
     p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--with", dest="extra", default="",
+                   help="comma-separated opt-in sections to append: edges, explain (default: none)")
     p.add_argument("--quick", action="store_true", help="smaller samples, for a fast look")
     p.add_argument("--out", "-o", default="report.html", help="output HTML path (default report.html)")
     p.set_defaults(func=run)
 
 
 def run(args: argparse.Namespace) -> int:
-    from interp.report import build_report
+    from interp.report import OPTIONAL_SECTIONS, build_report
 
+    extra = [e.strip() for e in args.extra.split(",") if e.strip()]
+    unknown = [e for e in extra if e not in OPTIONAL_SECTIONS]
+    if unknown:
+        raise UnknownNameError(f"--with: unknown section(s) {unknown}; valid: {', '.join(sorted(OPTIONAL_SECTIONS))}")
     model = load(args)
     overrides = {} if args.prefix is None else {"prefix": args.prefix.replace("\\n", "\n")}
     path = build_report(model, args.out, model_name=args.model, task_spec=args.task, task_overrides=overrides,
                         n_per_op=args.n_per_op,
-                        seed=args.seed, progress=progress_enabled(), quick=args.quick)
+                        seed=args.seed, progress=progress_enabled(), quick=args.quick, extra=extra)
     print(f"wrote {path}")
     return 0

@@ -127,7 +127,7 @@ def test_ig_with_one_step_equals_eap(model, pairs, eap):
 
 
 def test_faithfulness_of_node_set_equals_node_evaluator(model, pairs):
-    from interp.ablation import faithfulness, mean_cache
+    from interp.circuits import faithfulness, mean_cache
 
     heads, mlps = {(0, 1), (1, 2), (2, 0), (2, 3)}, {0, 2}
     ref_tokens = torch.randint(0, 50, (20, pairs.seq_len), generator=torch.Generator().manual_seed(3))

@@ -47,6 +47,7 @@ LEVELS: dict[str, int] = {
     "interp.circuits": 4,
     "interp.neurons": 5,
     "interp.vocab": 6,
+    "interp.explain": 6,
     "interp.report": 7,
     "interp.cli": 8,
     # the top-level facade: re-exports the public names of core, models, tasks and patching

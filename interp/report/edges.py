@@ -1,4 +1,4 @@
-"""The ``interp report`` section on edge circuits (the lead moves it to ``interp/report/edges.py`` at merge)."""
+"""The ``interp report`` section on edge circuits (opt-in: ``interp report --with edges``)."""
 
 from __future__ import annotations
 
@@ -6,15 +6,15 @@ from typing import Any
 
 from interp._html import table
 
-__all__ = ["section"]
+__all__ = ["edges_section"]
 
 
-def section(model: Any, ctx: Any) -> Any:
+def edges_section(model: Any, ctx: Any) -> Any:
     """EAP and EAP-IG edge scores on the report's task (first operator), MIB's faithfulness curve and CPR/CMD on
     held-out pairs, and the EAP-IG circuit at 5% of the edges. Leaves ``ctx.results["edges"]``."""
     from interp.circuits.edges import EdgeEvaluator, Unsupported, edge_scores, random_curve
     from interp.circuits.edges.plots import plot_mib_curve
-    from interp.report import Section
+    from interp.report.base import Section
 
     sec = Section("Edge circuits: which sender → receiver connections carry the answer")
     task = ctx.task()
