@@ -31,6 +31,7 @@ from torch import Tensor
 
 from interp.errors import ShapeError, unknown
 from interp.metrics import METRICS, MetricContext, make_metric, metric_unpatched_values
+from interp.patching.devices import device_budgets, pass_budget
 from interp.patching.engine import ConeEngine, EngineStats, Unsupported, format_bytes, parse_bytes, plan_passes
 from interp.patching.result import PatchResult
 from interp.sites import CLI_SITES, SWEEP_AXES, check_layer, check_site_exists, hook_name, site_kind, site_units
@@ -146,6 +147,7 @@ class _Sweep:
     budget: int
     progress: bool
     site: str
+    budgets: dict[str, int] | None = None  # per device, for a model whose blocks live on several devices
 
     def __post_init__(self) -> None:
         self.sums = torch.zeros(len(self.variants), dtype=torch.float64)
@@ -265,9 +267,12 @@ def _run_cone(sw: _Sweep, cone: ConeEngine, stats: EngineStats) -> int:
         stats.skipped = len(dead)
 
     fixed = cone.cache_bytes(sw.kind, sorted(by_layer), sw.batch, seq_len)
+    avail = sw.budget - fixed
+    if sw.budgets is not None:  # several devices: every device holds its own caches plus one pass
+        avail = pass_budget(cone, sw.budgets, sw.kind, sorted(by_layer), sw.batch, seq_len, 0)
     live.sort(key=lambda i: (sw.variants[i].pos, cone.start_layer(sw.kind, sw.variants[i].layer)))
     passes = plan_passes([(i, sw.variants[i].pos) for i in live], batch=sw.batch, max_rows=sw.max_rows,
-                         avail_bytes=sw.budget - fixed,
+                         avail_bytes=avail,
                          row_bytes=lambda p: cone.row_bytes(seq_len - p, seq_len, n_cols))
     peak = 0
     bar = tqdm(total=len(sw.variants), desc=f"patch {sw.site} (cone)", disable=not sw.progress, leave=False)
@@ -313,7 +318,7 @@ def patch(
     max_rows: int | None = 4096,
     progress: bool = True,
     model_name: str = "",
-    max_memory: int | str = "auto",
+    max_memory: int | str | Mapping[Any, int | str] = "auto",
     engine: str = "auto",
 ) -> PatchResult:
     """Exact activation patching of every index of ``site`` (heads, mlps, resid, attn_out, mlp_out, neurons).
@@ -326,7 +331,9 @@ def patch(
     engine (raises `Unsupported` otherwise), ``"full"`` always runs full passes. Both give the same numbers.
     ``max_memory`` (bytes or e.g. ``"2GB"``) bounds the sweep's caches plus one pass's working memory; the
     default ``"auto"`` is 40% of the memory free on the model's device when the sweep starts, at least 1 GB;
-    ``max_rows`` bounds the rows (variants x prompts) of one pass. ``neurons`` is a list of neuron indices for
+    ``max_rows`` bounds the rows (variants x prompts) of one pass. For a model whose blocks live on several devices
+    (``load_model(..., device_map=...)``) the budget is per device: one size for each, or ``{device: size}``
+    (`interp.patching.devices`). ``neurons`` is a list of neuron indices for
     every layer, or ``{layer: [neurons]}`` with lists of equal length (e.g. `top_neurons_per_layer` of a
     previous sweep), which gives axes ``layer, pos, rank`` and the neuron ids in ``meta["neurons"]``.
     """
@@ -355,9 +362,13 @@ def patch(
     batch = pairs.n
     if max_rows is not None and batch > max_rows:
         raise ShapeError(f"max_rows={max_rows} is smaller than one patch of {batch} prompts; raise it to >= {batch}")
-    budget = parse_bytes(max_memory, device=_model_device(model))
+    if isinstance(max_memory, Mapping):  # {device: size}: per device for the cone engine; the smallest otherwise
+        budget = min(parse_bytes(v, device=str(k)) for k, v in max_memory.items())
+    else:
+        budget = parse_bytes(max_memory, device=_model_device(model))
 
     cone: ConeEngine | None = None
+    budgets: dict[str, int] | None = None
     note = ""
     if engine != "full":
         try:
@@ -377,7 +388,10 @@ def patch(
                 cone.verify(base)
                 fixed = cone.cache_bytes(kind, layer_list, batch, pairs.seq_len)
                 one = batch * cone.row_bytes(pairs.seq_len - min(pos_list), pairs.seq_len)
-                if fixed + one > budget:
+                if cone.placement.multi:  # the budget is per device (interp.patching.devices)
+                    budgets = device_budgets(max_memory, cone.placement.devices)
+                    pass_budget(cone, budgets, kind, layer_list, batch, pairs.seq_len, one)
+                elif fixed + one > budget:
                     raise _too_small(budget, fixed, one, batch)
             except Unsupported as e:
                 if engine == "cone":
@@ -393,8 +407,11 @@ def patch(
             source_out, src_cache = model.run_with_cache(source, names_filter=lambda n: n in site_hooks)
             source_logits = source_out[:, -1, :].float()
             del source_out
-        ctx = MetricContext(base_logits.float(), source_logits.float(), pairs.clean_answers, pairs.corrupt_answers)
-        sw = _Sweep(model, kind, variants, base, source, metric, ctx, batch, max_rows, budget, progress, site)
+        dev = base_logits.device
+        ctx = MetricContext(base_logits.float(), source_logits.float(), pairs.clean_answers.to(dev),
+                            pairs.corrupt_answers.to(dev))
+        sw = _Sweep(model, kind, variants, base, source, metric, ctx, batch, max_rows, budget, progress, site,
+                    budgets)
         if cone is not None:
             try:
                 n_pass = _run_cone(sw, cone, stats)
