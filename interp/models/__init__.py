@@ -121,6 +121,8 @@ def load_model(
     device_map: str | dict[str, Any] | None = None,
     n_devices: int | None = None,
     max_memory: dict[Any, Any] | None = None,
+    backend: str = "bridge",
+    remote: bool | str = False,
 ) -> Any:
     """Load ``spec`` (built-in name, local dir, .gguf file or hub id) as an eval-mode compat-mode bridge.
 
@@ -129,8 +131,24 @@ def load_model(
     shard a Hugging Face model across devices with TransformerLens 4 / accelerate; ``dtype`` is ``float32``
     (default), ``bfloat16``, ``float16`` or ``float64``. They are checked against the devices present before
     anything is loaded (`interp.models.placement`); bad values raise `DeviceError`.
+
+    ``backend="nnsight"`` loads the same Hugging Face weights behind nnsight instead (`interp.backends`), which
+    `interp.patching.patch` runs as batched traces; ``remote=True`` sends those traces to NDIF (needs the
+    ``nnsight`` extra, an API key and the network; checked first, failing in seconds with the local options).
     """
     spec = str(spec)
+    if backend != "bridge" or remote:
+        from interp.backends import check_backend
+
+        if check_backend(backend) == "bridge":
+            from interp.models.placement import DeviceError
+
+            raise DeviceError("remote execution runs nnsight traces on NDIF: pass backend='nnsight' with remote=True "
+                              "(the TransformerLens bridge runs in this process only)")
+        from interp.backends.nnsight_model import load_nnsight
+
+        return load_nnsight(spec, remote=remote, device=device, dtype=dtype, device_map=device_map,
+                            n_devices=n_devices, max_memory=max_memory)
     placement = resolve_placement(device=device, dtype=dtype, device_map=device_map, n_devices=n_devices,
                                   max_memory=max_memory)
     if spec in BUILTINS:

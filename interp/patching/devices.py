@@ -28,7 +28,7 @@ from torch import Tensor
 
 from interp.errors import ShapeError
 
-__all__ = ["BlockDevices", "device_budgets", "cache_bytes_by_device", "pass_budget", "module_device"]
+__all__ = ["BlockDevices", "dev_name", "device_budgets", "cache_bytes_by_device", "pass_budget", "module_device"]
 
 
 def module_device(module: Any, default: Any = "cpu") -> torch.device:
@@ -94,7 +94,7 @@ def device_budgets(max_memory: Any, devices: Sequence[str]) -> dict[str, int]:
     from interp.patching.engine import parse_bytes
 
     if isinstance(max_memory, Mapping):
-        norm = {_dev_name(k): v for k, v in max_memory.items()}
+        norm = {dev_name(k): v for k, v in max_memory.items()}
         missing = [d for d in devices if d not in norm]
         if missing:
             raise ShapeError(f"max_memory has no budget for device(s) {missing}; the model's blocks live on "
@@ -103,7 +103,7 @@ def device_budgets(max_memory: Any, devices: Sequence[str]) -> dict[str, int]:
     return {d: parse_bytes(max_memory, device=d) for d in devices}
 
 
-def _dev_name(key: Any) -> str:
+def dev_name(key: Any) -> str:
     if isinstance(key, int) and not isinstance(key, bool):
         return f"cuda:{key}"
     return str(torch.device(key) if str(key) != "cuda" else torch.device("cuda", 0))

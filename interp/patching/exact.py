@@ -31,13 +31,14 @@ from torch import Tensor
 
 from interp.errors import ShapeError, unknown
 from interp.metrics import METRICS, MetricContext, make_metric, metric_unpatched_values
-from interp.patching.devices import device_budgets, pass_budget
+from interp.patching.devices import dev_name, device_budgets, pass_budget
 from interp.patching.engine import ConeEngine, EngineStats, Unsupported, format_bytes, parse_bytes, plan_passes
 from interp.patching.result import PatchResult
 from interp.sites import CLI_SITES, SWEEP_AXES, check_layer, check_site_exists, hook_name, site_kind, site_units
 from interp.tasks.base import PromptPairs
 
-__all__ = ["patch", "prepare_sweep", "resolve_positions", "PatchSpec", "DIRECTIONS", "ENGINES"]
+__all__ = ["patch", "prepare_sweep", "resolve_positions", "PatchSpec", "DIRECTIONS", "ENGINES", "SweepVariants",
+           "plan_sweep_variants", "sweep_result"]
 
 log = logging.getLogger(__name__)
 
@@ -340,30 +341,23 @@ def patch(
     t0 = time.time()
     if engine not in ENGINES:
         raise unknown("engine", engine, ENGINES)
-    kind, pairs = prepare_sweep(model, pairs, site, metric, direction)
-    n_layers = int(model.cfg.n_layers)
-    layer_list = None if layers is None else sorted(set(int(x) for x in layers))
-    per_layer: dict[int, list[int]] | None = None
-    if kind == "neuron" and isinstance(neurons, Mapping):
-        layer_list, per_layer = _per_layer_neurons(model, neurons, layer_list)
-    elif isinstance(neurons, Mapping):
-        raise ShapeError(f"neurons={{layer: [...]}} only applies to site='neurons', not {site!r}")
-    if layer_list is None:
-        layer_list = list(range(n_layers))
-    for lyr in layer_list:
-        check_layer(model, lyr)
-    pos_list = resolve_positions(positions, pairs.seq_len)
-    if per_layer is not None:
-        units = list(range(len(next(iter(per_layer.values())))))
-        variants = [PatchSpec(lyr, p, per_layer[lyr][r]) for lyr in layer_list for p in pos_list for r in units]
-    else:
-        units = site_units(model, kind, neurons)  # type: ignore[arg-type]
-        variants = _variants(kind, layer_list, pos_list, units)
-    batch = pairs.n
-    if max_rows is not None and batch > max_rows:
-        raise ShapeError(f"max_rows={max_rows} is smaller than one patch of {batch} prompts; raise it to >= {batch}")
+    from interp.backends import is_nnsight_model
+
+    if is_nnsight_model(model):  # the nnsight backend: same sweep, same result, run as batched nnsight traces
+        if engine == "cone":
+            raise Unsupported("engine='cone' runs on TransformerLens bridges; an nnsight model runs batched full "
+                              "traces (use engine='auto')")
+        from interp.backends.nnsight_patching import nnsight_patch
+
+        return nnsight_patch(model, pairs, site=site, positions=positions, metric=metric, direction=direction,
+                             layers=layers, neurons=neurons, max_rows=max_rows, progress=progress,
+                             model_name=model_name, max_memory=max_memory)
+    sp = plan_sweep_variants(model, pairs, site=site, positions=positions, metric=metric, direction=direction,
+                             layers=layers, neurons=neurons, max_rows=max_rows)
+    kind, pairs, layer_list, pos_list, variants = sp.kind, sp.pairs, sp.layers, sp.positions, sp.variants
+    batch = sp.batch
     if isinstance(max_memory, Mapping):  # {device: size}: per device for the cone engine; the smallest otherwise
-        budget = min(parse_bytes(v, device=str(k)) for k, v in max_memory.items())
+        budget = min(device_budgets(max_memory, [dev_name(k) for k in max_memory]).values())
     else:
         budget = parse_bytes(max_memory, device=_model_device(model))
 
@@ -424,6 +418,67 @@ def patch(
         baseline = metric_unpatched_values(metric, ctx)
         sums, sq = sw.sums.cpu().numpy(), sw.sq.cpu().numpy()
 
+    meta: dict[str, Any] = {"engine": used, "max_memory": budget, **({"engine_note": note} if note else {})}
+    if used == "cone":
+        meta.update(stats.to_dict())
+    return sweep_result(sp, sums, sq, site=site, metric=metric, direction=direction, model=model,
+                        model_name=model_name, n_forward_passes=2 + n_pass, seconds=time.time() - t0,
+                        baseline=baseline, meta=meta)
+
+
+@dataclass(frozen=True)
+class SweepVariants:
+    """A validated sweep: site kind, oriented pairs, layers, positions, units and one `PatchSpec` per variant."""
+
+    kind: str
+    pairs: PromptPairs
+    layers: list[int]
+    positions: list[int]
+    units: list[int] | None
+    per_layer: dict[int, list[int]] | None
+    variants: list[PatchSpec]
+
+    @property
+    def batch(self) -> int:
+        return self.pairs.n
+
+
+def plan_sweep_variants(model: Any, pairs: PromptPairs, *, site: str, positions: str | int | Sequence[int],
+                        metric: str, direction: str, layers: Sequence[int] | None,
+                        neurons: Sequence[int] | Mapping[int, Sequence[int]] | None, max_rows: int | None,
+                        ) -> SweepVariants:
+    """Validate a sweep's arguments (as `patch` takes them) and list its variants; shared by every backend."""
+    kind, pairs = prepare_sweep(model, pairs, site, metric, direction)
+    n_layers = int(model.cfg.n_layers)
+    layer_list = None if layers is None else sorted(set(int(x) for x in layers))
+    per_layer: dict[int, list[int]] | None = None
+    if kind == "neuron" and isinstance(neurons, Mapping):
+        layer_list, per_layer = _per_layer_neurons(model, neurons, layer_list)
+    elif isinstance(neurons, Mapping):
+        raise ShapeError(f"neurons={{layer: [...]}} only applies to site='neurons', not {site!r}")
+    if layer_list is None:
+        layer_list = list(range(n_layers))
+    for lyr in layer_list:
+        check_layer(model, lyr)
+    pos_list = resolve_positions(positions, pairs.seq_len)
+    if per_layer is not None:
+        units = list(range(len(next(iter(per_layer.values())))))
+        variants = [PatchSpec(lyr, p, per_layer[lyr][r]) for lyr in layer_list for p in pos_list for r in units]
+    else:
+        units = site_units(model, kind, neurons)  # type: ignore[arg-type]
+        variants = _variants(kind, layer_list, pos_list, units)
+    if max_rows is not None and pairs.n > max_rows:
+        raise ShapeError(f"max_rows={max_rows} is smaller than one patch of {pairs.n} prompts; raise it to >= "
+                         f"{pairs.n}")
+    return SweepVariants(kind, pairs, layer_list, pos_list, units, per_layer, variants)
+
+
+def sweep_result(sp: SweepVariants, sums: np.ndarray, sq: np.ndarray, *, site: str, metric: str, direction: str,
+                 model: Any, model_name: str, n_forward_passes: int, seconds: float, baseline: dict[str, float],
+                 meta: dict[str, Any]) -> PatchResult:
+    """The `PatchResult` of a sweep from per-variant sums and sums of squares of the per-prompt metric."""
+    kind, pairs, layer_list, pos_list, batch = sp.kind, sp.pairs, sp.layers, sp.positions, sp.batch
+    units, per_layer = sp.units, sp.per_layer
     mean = sums / batch
     var = np.maximum(sq / batch - mean**2, 0.0) * batch / max(batch - 1, 1)
     stderr = np.sqrt(var / batch)
@@ -432,9 +487,6 @@ def patch(
         "layer": [f"L{x}" for x in layer_list],
         "pos": [f"{p} {pairs.position_labels[p]}" for p in pos_list],
     }
-    meta: dict[str, Any] = {"engine": used, "max_memory": budget, **({"engine_note": note} if note else {})}
-    if used == "cone":
-        meta.update(stats.to_dict())
     axes = SWEEP_AXES[kind]
     if kind == "head":
         index["head"], labels["head"] = units or [], [f"H{u}" for u in units or []]
@@ -457,8 +509,8 @@ def patch(
         task=pairs.task,
         direction=direction,
         n_prompts=batch,
-        n_forward_passes=2 + n_pass,
-        seconds=time.time() - t0,
+        n_forward_passes=n_forward_passes,
+        seconds=seconds,
         stderr=stderr.reshape(shape),
         baseline=baseline,
         meta=meta,

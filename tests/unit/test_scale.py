@@ -234,3 +234,107 @@ def test_patch_refuses_a_budget_too_small_on_one_device(llama4, monkeypatch):
     with pytest.raises(ShapeError, match="max_memory for device cuda:1"):
         patch(llama4, pairs, site="resid", layers=[2, 3], engine="cone", progress=False,
               max_memory={"cuda:0": "1GB", "cuda:1": 2000})
+
+
+# ----------------------------------------------------------------------------------- nnsight backend (no nnsight)
+def test_pseudo_logits_give_every_metric_exactly():
+    """The 3-number reduction of the nnsight traces reproduces make_metric on the full logits, for every metric."""
+    from interp.backends.nnsight_patching import pseudo_logits
+    from interp.metrics import METRICS, MetricContext, make_metric
+
+    g = torch.Generator().manual_seed(0)
+    n, v = 7, 40
+    base, src, patched = (torch.randn(n, v, generator=g, dtype=torch.float64) * 3 for _ in range(3))
+    patched[0, 5] = 40.0  # one answer holding all the mass: the rest column is -inf
+    r = torch.randint(0, v, (n,), generator=g)
+    r2 = (r + 1 + torch.randint(0, v - 1, (n,), generator=g)) % v
+    r2[1] = r[1]  # the same answer for both runs
+    r[0] = 5
+    same = r == r2
+
+    def reduce(x):
+        m = x.mean(-1, keepdim=True)
+        return torch.cat([x.gather(1, torch.stack([r, r2], 1)) - m, x.logsumexp(-1, keepdim=True) - m], 1)
+
+    zero = torch.zeros(n, dtype=torch.long)
+    small = MetricContext(pseudo_logits(reduce(base), same), pseudo_logits(reduce(src), same), zero,
+                          torch.where(same, zero, zero + 1))
+    centred = MetricContext(base - base.mean(-1, keepdim=True), src - src.mean(-1, keepdim=True), r, r2)
+    for metric in METRICS:
+        want = make_metric(metric, centred)(patched - patched.mean(-1, keepdim=True))
+        got = make_metric(metric, small)(pseudo_logits(reduce(patched), same))
+        torch.testing.assert_close(got, want, rtol=1e-9, atol=1e-12, equal_nan=True, msg=metric)
+
+
+def test_trace_plan_counts_and_budget():
+    import types
+
+    from interp.backends.nnsight_patching import plan_traces, row_bytes
+    from interp.patching.exact import plan_sweep_variants
+
+    model = tiny_bridge(n_layers=2)
+    pairs = random_pairs(model, batch=3, seq=5)
+    sp = plan_sweep_variants(model, pairs, site="heads", positions="all", metric="ie", direction="noising",
+                             layers=None, neurons=None, max_rows=None)  # 2 layers x 5 pos x 4 heads = 40
+    fake = types.SimpleNamespace(cfg=types.SimpleNamespace(**{**vars(model.cfg), "n_key_value_heads": 4}),
+                                 remote=False, device=torch.device("cpu"), dtype=torch.float32)
+    one = row_bytes(fake.cfg, 5)
+    plan = plan_traces(fake, sp, max_rows=None, max_memory=(6 + 1) * 3 * one)  # 6 variants + the source rows
+    assert (plan.variants_per_trace, plan.n_traces) == (6, 1 + 7)  # ceil(40 / 6) = 7 chunks + the setup trace
+    assert plan.rows == 2 * 3 + 40 * 3 + 7 * 3 and plan.bytes_saved == plan.rows * 3 * 4
+    assert plan.n_requests == 0 and "8 traces (local" in str(plan)
+    plan = plan_traces(fake, sp, max_rows=12, max_memory="1GB")  # 12 rows = source + 3 variants of 3 prompts
+    assert plan.variants_per_trace == 3 and plan.n_traces == 1 + 14
+    remote = types.SimpleNamespace(**{**vars(fake), "remote": True})
+    assert plan_traces(remote, sp, max_rows=None, max_memory="auto").n_requests == 2  # all 40 in one request
+    with pytest.raises(ShapeError, match="too small for one trace"):
+        plan_traces(fake, sp, max_rows=None, max_memory=2 * 3 * one - 1)
+    with pytest.raises(ShapeError, match="smaller than one nnsight trace"):
+        plan_traces(fake, sp, max_rows=5, max_memory="1GB")
+
+
+# ----------------------------------------------------------------------------------- bad input of the scale options
+def _cli(argv):
+    from interp.cli import main
+
+    return main(argv)
+
+
+BAD_CLI = [
+    (["patch", "-m", "toy-arith", "--backend", "jax", "-o", "x.json"], "unknown backend 'jax'"),
+    (["patch", "-m", "toy-arith", "--remote", "-o", "x.json"], "add --backend nnsight"),
+    (["circuit", "-m", "toy-arith", "--backend", "nnsight", "-o", "x.json"], "circuit --backend nnsight is not "
+                                                                                 "supported"),
+    (["neurons", "-m", "toy-arith", "--backend", "nnsight", "-o", "x"], "neurons --backend nnsight is not supported"),
+    (["report", "--backend", "nnsight"], "report --backend nnsight is not supported"),
+    (["patch", "-m", "toy-arith", "--device-map", "auto", "-o", "x.json"], "TransformerLens-native"),
+    (["patch", "-m", "toy-arith", "--device", "cpu", "--device-map", "auto", "-o", "x.json"], "mutually exclusive"),
+    (["patch", "-m", "toy-arith", "--n-devices", str(N_CUDA + 1 if N_CUDA else 2), "-o", "x.json"],
+     "CUDA GPU"),
+    (["patch", "-m", "toy-arith", "--dtype", "fp7", "-o", "x.json"], "unknown dtype"),
+    (["patch", "-m", "toy-arith", "--device-map", "{bad}.json", "-o", "x.json"], "does not exist"),
+    (["circuit", "-m", "toy-arith", "--device-map", '{"model": "cuda:9"}', "-o", "x.json"], "neither a strategy"),
+]
+
+
+@pytest.mark.parametrize("argv,msg", BAD_CLI, ids=[" ".join(a[:4]) for a, _ in BAD_CLI])
+def test_cli_bad_scale_options_exit_2(argv, msg, capsys, tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    assert _cli(argv) == 2
+    err = capsys.readouterr().err
+    assert msg in err, err
+
+
+def test_remote_without_nnsight_names_the_extra(monkeypatch, capsys, tmp_path):
+    import interp.backends as backends
+
+    monkeypatch.setattr(backends, "nnsight_available", lambda: False)
+    monkeypatch.chdir(tmp_path)
+    assert _cli(["patch", "-m", "smollm2-135m", "--backend", "nnsight", "--remote", "-o", "x.json"]) == 2
+    assert "pip install 'interp[nnsight]'" in capsys.readouterr().err
+    with pytest.raises(InterpError, match=r"interp\[nnsight\]"):
+        backends.require_nnsight()
+    with pytest.raises(InterpError, match="unknown backend"):
+        load_model("smollm2-135m", backend="tl")
+    with pytest.raises(DeviceError, match="backend='nnsight'"):
+        load_model("smollm2-135m", remote=True)
