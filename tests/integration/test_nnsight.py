@@ -150,3 +150,18 @@ def test_cli_patch_on_nnsight(models, tmp_path, monkeypatch, capsys):
     assert time.time() - t0 < 15
     assert "not reachable" in capsys.readouterr().err
     assert not (tmp_path / "r.json").exists()
+
+
+@pytest.mark.parametrize("site,metric,kw", [("heads", "ie", {}), ("neurons", "prob_norm", {"neurons": [3, 100]}),
+                                            ("resid", "logit_diff", {})])
+def test_attribution_equals_the_bridge(models, pairs, site, metric, kw):
+    """AtP scores from nnsight's backward trace equal the bridge's gradient cache (same first-order estimate)."""
+    from interp.attribution import attribution_patch
+
+    bridge, nn = models
+    args = dict(site=site, positions="all", metric=metric, layers=[0, 14, 29], **kw)
+    ref, got = attribution_patch(bridge, pairs, **args), attribution_patch(nn, pairs, **args)
+    assert got.axes == ref.axes and got.meta["backend"] == "nnsight"
+    scale = max(float(np.abs(ref.effects - ref.baseline["base"]).max()), 1e-12)
+    assert float(np.abs(ref.effects - got.effects).max()) / scale <= RTOL
+    assert scale > 1e-3
