@@ -218,13 +218,15 @@ def load_nnsight(spec: str, *, remote: bool | str = False, device: Any = None, d
         offline = contextlib.nullcontext() if remote is True or not Path(source).is_dir() else _hub_offline()
         try:
             with offline:
-                if remote is True:
-                    nn = TransformersModel(source, **kw)
+                if remote is True:  # NDIF runs its deployment (dtype, attention kernel); only the task is ours
+                    nn = TransformersModel(source, task="text-generation")
                 else:
                     if placement.sharded:
                         kw["device_map"] = placement.device_map or "balanced"
                         if placement.max_memory is not None:
                             kw["max_memory"] = placement.max_memory
+                        elif placement.n_devices:  # exactly n GPUs, as TransformerLens does for n_devices
+                            kw["max_memory"] = {i: torch.cuda.mem_get_info(i)[0] for i in range(placement.n_devices)}
                     else:
                         kw["device_map"] = placement.device
                     nn = TransformersModel(source, dispatch=True, **kw)
