@@ -45,7 +45,7 @@ from interp.patching.engine import format_bytes, parse_bytes
 from interp.patching.exact import SweepVariants, plan_sweep_variants, sweep_result
 from interp.patching.result import PatchResult
 
-__all__ = ["TracePlan", "nnsight_patch", "plan_traces", "pseudo_logits", "row_bytes", "REMOTE_AUTO_BYTES"]
+__all__ = ["TracePlan", "nnsight_patch", "plan_patch", "plan_traces", "pseudo_logits", "row_bytes", "REMOTE_AUTO_BYTES"]
 
 log = logging.getLogger(__name__)
 
@@ -123,6 +123,15 @@ def plan_traces(model: Any, sp: SweepVariants, *, max_rows: int | None, max_memo
         bytes_per_trace=(k + 1) * b * one, bytes_saved=rows * SAVED_PER_ROW * 4,
         bytes_sent=rows * s * 8 + n * b * 4 * 8, remote=remote, budget=budget,
     )
+
+
+def plan_patch(model: Any, pairs: Any, *, site: str = "heads", positions: Any = "last", metric: str = "ie",
+               direction: str = "noising", layers: Sequence[int] | None = None, neurons: Any = None,
+               max_rows: int | None = 4096, max_memory: Any = "auto") -> TracePlan:
+    """The `TracePlan` of ``patch(model, pairs, ...)`` on an `NNsightModel` with the same arguments; runs nothing."""
+    sp = plan_sweep_variants(model, pairs, site=site, positions=positions, metric=metric, direction=direction,
+                             layers=layers, neurons=neurons, max_rows=max_rows)
+    return plan_traces(model, sp, max_rows=max_rows, max_memory=max_memory)
 
 
 def pseudo_logits(reduced: Tensor, same: Tensor) -> Tensor:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import sys
 from typing import Any
 
 from interp.cli.common import add_model_arg, add_scale_args, add_task_args, load, progress_enabled, task_from_args
@@ -59,6 +60,12 @@ def run(args: argparse.Namespace) -> int:
         res = path_patch(model, pairs, receivers=args.path_to, metric=args.metric, direction=args.direction,
                          freeze_mlps=args.freeze_mlps, progress=progress_enabled(), model_name=args.model)
     else:
+        if args.backend == "nnsight":  # the cost, before anything runs
+            from interp.backends.nnsight_patching import plan_patch
+
+            plan = plan_patch(model, pairs, site=args.site, positions=args.positions, metric=args.metric,
+                              direction=args.direction, max_rows=args.max_rows, max_memory=args.max_memory)
+            print(f"nnsight plan: {plan}", file=sys.stderr, flush=True)
         res = patch(model, pairs, site=args.site, positions=args.positions, metric=args.metric,
                     direction=args.direction, max_rows=args.max_rows, max_memory=args.max_memory,
                     engine=args.engine, progress=progress_enabled(), model_name=args.model)

@@ -137,6 +137,7 @@ def test_cli_patch_on_nnsight(models, tmp_path, monkeypatch, capsys):
     argv = ["patch", "-m", "smollm2-135m", "-t", "ioi:2", "--site", "resid", "--positions", "last", "--metric",
             "logit_diff", "--backend", "nnsight"]
     assert main([*argv, "-o", "nn.json"]) == 0
+    assert "nnsight plan: 30 patch variants" in capsys.readouterr().err  # counted before the sweep ran
     got = PatchResult.load("nn.json")
     ref = patch(models[0], parse_task("ioi:2").pairs(models[0]), site="resid", positions="last",
                 metric="logit_diff", progress=False)
