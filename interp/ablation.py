@@ -123,6 +123,12 @@ def mean_cache(
                                                                       seq_len=seq_len)
     if tokens.ndim != 2 or tokens.shape[0] == 0:
         raise ShapeError(f"mean-cache tokens must be a non-empty [batch pos] tensor; got {tuple(tokens.shape)}")
+    from interp.backends import is_nnsight_model
+
+    if is_nnsight_model(model):  # the same means from nnsight traces (interp.backends.nnsight_ablation)
+        from interp.backends.nnsight_ablation import nnsight_mean_cache
+
+        return nnsight_mean_cache(model, tokens, kinds=kinds, batch_size=batch_size)
     sums: dict[str, Tensor] = {}
     for i in range(0, tokens.shape[0], batch_size):
         _, cache = model.run_with_cache(tokens[i : i + batch_size], names_filter=lambda n: n in names)
@@ -437,7 +443,14 @@ def faithfulness(
     ``answers`` are the correct answer tokens. Three forward passes (full, empty, circuit); to score many
     circuits on one evaluation set use `FaithfulnessEvaluator`.
     """
-    ev = FaithfulnessEvaluator(model, tokens, answers, ablation=ablation, mean=mean, resample_tokens=resample_tokens)
+    from interp.backends import is_nnsight_model
+
+    cls: type[FaithfulnessEvaluator] = FaithfulnessEvaluator
+    if is_nnsight_model(model):  # the same ablations as nnsight traces (interp.backends.nnsight_ablation)
+        from interp.backends.nnsight_ablation import NNsightFaithfulnessEvaluator
+
+        cls = NNsightFaithfulnessEvaluator
+    ev = cls(model, tokens, answers, ablation=ablation, mean=mean, resample_tokens=resample_tokens)
     return ev.score(keep_heads=keep_heads, keep_mlps=keep_mlps, keep_neurons=keep_neurons)
 
 

@@ -166,3 +166,28 @@ def test_attribution_equals_the_bridge(models, pairs, site, metric, kw):
     scale = max(float(np.abs(ref.effects - ref.baseline["base"]).max()), 1e-12)
     assert float(np.abs(ref.effects - got.effects).max()) / scale <= RTOL
     assert scale > 1e-3
+
+
+def test_mean_cache_and_faithfulness_equal_the_bridge(models, pairs):
+    """Zero / mean / resample ablation outside a circuit (heads, MLPs, single neurons) and Eq. 2 faithfulness."""
+    from interp.ablation import faithfulness, mean_cache
+    from interp.tasks import parse_task
+
+    bridge, nn = models
+    task = parse_task("ioi:4")
+    mb, mn = mean_cache(bridge, task), mean_cache(nn, task)
+    assert mb.keys() == mn.keys()
+    for name in mb:
+        scale = float(mb[name].abs().max())
+        assert float((mb[name] - mn[name]).abs().max()) <= 1e-4 * max(scale, 1.0), name
+    circuit = dict(keep_heads=[(l, h) for l in range(0, 30, 3) for h in range(0, 9, 2)], keep_mlps=[1, 5, 20, 29],
+                   keep_neurons={7: [1, 2, 3, 500]})
+    for ablation, kw_b, kw_n in [("zero", {}, {}), ("mean", {"mean": mb}, {"mean": mn}),
+                                 ("resample", {"resample_tokens": pairs.corrupt_tokens},
+                                  {"resample_tokens": pairs.corrupt_tokens})]:
+        ref = faithfulness(bridge, pairs.clean_tokens, pairs.clean_answers, ablation=ablation, **circuit, **kw_b)
+        got = faithfulness(nn, pairs.clean_tokens, pairs.clean_answers, ablation=ablation, **circuit, **kw_n)
+        for a, b in ((ref.nl_circuit, got.nl_circuit), (ref.nl_empty, got.nl_empty), (ref.nl_full, got.nl_full)):
+            np.testing.assert_allclose(b, a, atol=1e-5, rtol=0)
+        assert got.faithfulness == pytest.approx(ref.faithfulness, abs=1e-4)
+        assert float(np.abs(ref.nl_circuit - ref.nl_full).max()) > 1e-2  # the ablation changes the output
