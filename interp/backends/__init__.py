@@ -5,9 +5,9 @@ The backend is chosen when the model is loaded and travels with the model object
 * ``load_model(spec)`` -> a TransformerLens 4 bridge: every pipeline, the cone engine, one process (optionally
   sharded over local GPUs with ``device_map=``/``n_devices=``, `interp.models.placement`);
 * ``load_model(spec, backend="nnsight")`` -> an `NNsightModel` wrapping nnsight's ``TransformersModel`` on the
-  same Hugging Face weights; ``remote=True`` sends its traces to NDIF. `interp.patching.patch` and
-  `interp.patching.attribution.attribution_patch` accept it unchanged (they dispatch on the model; see
-  `interp.backends.nnsight_patching`).
+  same Hugging Face weights; ``remote=True`` sends its traces to NDIF. `interp.patching.patch`,
+  `interp.attribution.attribution_patch`, `interp.ablation.mean_cache` and `interp.ablation.faithfulness` accept it
+  unchanged (they dispatch on the model: `nnsight_patching`, `nnsight_attribution`, `nnsight_ablation`).
 
 nnsight is an optional dependency: ``pip install 'interp[nnsight]'``.
 """
