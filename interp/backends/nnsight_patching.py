@@ -18,12 +18,13 @@ How a sweep becomes traces
   ``(L(r) - m, L(r2) - m, logsumexp(L) - m)`` with ``m`` the mean logit; locally these become three pseudo-logits
   ``[L(r), L(r2), log(rest of the probability mass)]`` whose softmax and differences equal the full ones, so the
   metric is computed by the very `interp.metrics.make_metric` the bridge uses (`pseudo_logits`).
-* One setup trace runs ``[source; base]`` for the unpatched logits. Variants are packed ``k`` per trace so that
+* One setup trace runs ``[source; base]`` for the unpatched logits. Remotely, up to `TRACES_PER_REQUEST` traces go
+  to NDIF together as one nnsight session (one request, one queue wait). Variants are packed ``k`` per trace so that
   ``(k + 1) * B`` rows fit ``max_rows`` and ``max_memory`` (`row_bytes` per row; ``"auto"`` = 40% of the free
   memory of the model's device, or `REMOTE_AUTO_BYTES` per request on NDIF). `plan_traces` gives the counts and
   bytes before anything runs; `nnsight_patch` logs them and records them in ``result.meta["plan"]``.
 
-Remote (``remote=True`` on the model) runs one NDIF request per trace; ``remote="local"`` runs nnsight's
+Remote (``remote=True`` on the model) runs one NDIF request per session of traces; ``remote="local"`` runs nnsight's
 serialise-and-execute simulation of that path on this machine (the tests use it).
 """
 
@@ -51,6 +52,7 @@ log = logging.getLogger(__name__)
 
 REMOTE_AUTO_BYTES = 4 * 10**9  # max_memory="auto" for one NDIF request (the server's free memory is not known here)
 SAVED_PER_ROW = 3  # float32 values downloaded per row
+TRACES_PER_REQUEST = 16  # traces sent to NDIF together as one nnsight session (one request, one queue wait)
 
 
 @dataclass(frozen=True)
@@ -67,11 +69,12 @@ class TracePlan:
     bytes_sent: int  # tokens and index tensors uploaded
     remote: bool
     budget: int
+    traces_per_request: int = TRACES_PER_REQUEST
 
     @property
     def n_requests(self) -> int:
-        """NDIF requests (one per trace) when remote, else 0."""
-        return self.n_traces if self.remote else 0
+        """NDIF requests (one nnsight session of up to ``traces_per_request`` traces each) when remote, else 0."""
+        return math.ceil(self.n_traces / self.traces_per_request) if self.remote else 0
 
     def to_dict(self) -> dict[str, Any]:
         return {**asdict(self), "n_requests": self.n_requests}
@@ -189,6 +192,42 @@ def _trace(model: Any, tokens: Tensor, kind: str, layer_specs: list[tuple[int, T
     return out
 
 
+def _session(model: Any, kind: str, jobs: list[tuple[Tensor, list[tuple[int, Tensor, Tensor, Tensor, Tensor]], Tensor]],
+             ) -> list[Tensor]:
+    """`_trace` for each job ``(tokens, layer specs, cols)``, all in one nnsight session (one NDIF request).
+
+    The body repeats `_trace`'s so that the whole session serialises without any `interp` code in it."""
+    nn, n_heads, d_head = model.nn, int(model.cfg.n_heads), int(model.cfg.d_head)
+    outs: list[Tensor] = []
+    with nn.session(remote=model.remote):
+        for tokens, layer_specs, cols in jobs:
+            with nn.trace(tokens, logits_to_keep=1):
+                for layer, rows, src, pos, unit in layer_specs:
+                    blk = nn.model.layers[layer]
+                    if kind == "resid_pre":
+                        act = blk.input
+                    elif kind == "attn_out":
+                        act = blk.self_attn.o_proj.output
+                    elif kind == "head":
+                        act = blk.self_attn.o_proj.input
+                    elif kind == "mlp_out":
+                        act = blk.mlp.output
+                    else:
+                        act = blk.mlp.down_proj.input
+                    if kind == "head":
+                        view = act.view(act.shape[0], act.shape[1], n_heads, d_head)
+                        view[rows, pos, unit] = view[src, pos, unit]
+                    elif kind == "neuron":
+                        act[rows, pos, unit] = act[src, pos, unit]
+                    else:
+                        act[rows, pos] = act[src, pos]
+                logits = nn.lm_head.output[:, -1].float()
+                mean = logits.mean(-1, keepdim=True)
+                picked = logits.gather(1, cols.to(logits.device))
+                outs.append(torch.cat([picked - mean, logits.logsumexp(-1, keepdim=True) - mean], dim=1).cpu().save())
+    return list(outs)
+
+
 def _chunk_specs(sp: SweepVariants, ids: Sequence[int], b: int) -> list[tuple[int, Tensor, Tensor, Tensor, Tensor]]:
     """Index tensors per layer for variants ``ids`` stacked after the ``b`` source rows (variant j: rows b + j*b..)."""
     by_layer: dict[int, list[tuple[int, int]]] = {}
@@ -222,19 +261,27 @@ def nnsight_patch(model: Any, pairs: Any, *, site: str = "heads", positions: Any
     r, r2 = p.clean_answers.long(), p.corrupt_answers.long()
     same = r == r2
     answer_cols = torch.stack([r, r2], dim=1)
+    k = plan.variants_per_trace
+    chunks = [list(range(start, min(start + k, len(sp.variants)))) for start in range(0, len(sp.variants), k)]
+    jobs = [(torch.cat([p.corrupt_tokens, p.clean_tokens]), [], answer_cols.repeat(2, 1))]  # the setup trace
+    jobs += [(torch.cat([p.corrupt_tokens, p.clean_tokens.repeat(len(ids), 1)]), _chunk_specs(sp, ids, b),
+              answer_cols.repeat(len(ids) + 1, 1)) for ids in chunks]
+    sums = np.zeros(len(sp.variants))
+    sq = np.zeros(len(sp.variants))
+    bar = tqdm(total=len(sp.variants), desc=f"patch {site} (nnsight)", disable=not progress, leave=False)
     with torch.inference_mode():
-        setup = _trace(model, torch.cat([p.corrupt_tokens, p.clean_tokens]), kind, [], answer_cols.repeat(2, 1))
-        source_px, base_px = pseudo_logits(setup[:b], same), pseudo_logits(setup[b:], same)
-        ctx = _context(base_px, source_px, same)
-        sums = np.zeros(len(sp.variants))
-        sq = np.zeros(len(sp.variants))
-        k = plan.variants_per_trace
-        bar = tqdm(total=len(sp.variants), desc=f"patch {site} (nnsight)", disable=not progress, leave=False)
-        for start in range(0, len(sp.variants), k):
-            ids = list(range(start, min(start + k, len(sp.variants))))
-            tokens = torch.cat([p.corrupt_tokens, p.clean_tokens.repeat(len(ids), 1)])
-            cols = answer_cols.repeat(len(ids) + 1, 1)
-            red = _trace(model, tokens, kind, _chunk_specs(sp, ids, b), cols)
+        if model.remote:  # traces_per_request traces per nnsight session = one NDIF request each
+            reduced: list[Tensor] = []
+            for i in range(0, len(jobs), plan.traces_per_request):
+                reduced += _session(model, kind, jobs[i : i + plan.traces_per_request])
+        else:
+            reduced = []
+        for j, (tokens, specs, cols) in enumerate(jobs):
+            red = reduced[j] if model.remote else _trace(model, tokens, kind, specs, cols)
+            if j == 0:
+                ctx = _context(pseudo_logits(red[b:], same), pseudo_logits(red[:b], same), same)
+                continue
+            ids = chunks[j - 1]
             px = pseudo_logits(red[b:], same.repeat(len(ids)))
             vals = make_metric(metric, ctx.repeat(len(ids)))(px).reshape(len(ids), b).double().numpy()
             sums[ids], sq[ids] = vals.sum(1), (vals**2).sum(1)

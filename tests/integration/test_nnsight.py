@@ -93,13 +93,15 @@ def test_per_layer_neurons_and_small_chunks(models, pairs):
 
 
 def test_remote_path_simulated_locally(models, pairs):
-    """``remote="local"``: nnsight serialises the traces as for NDIF and runs them here; same numbers."""
+    """``remote="local"``: nnsight serialises the session of traces as for NDIF and runs it here; same numbers."""
     from interp.models import load_model
 
     sim = load_model("smollm2-135m", backend="nnsight", remote="local")
     kw = dict(site="mlp_out", positions="last", metric="ie", layers=[28, 29], progress=False)
-    ref, got = patch(models[0], pairs, **kw), patch(sim, pairs, **kw)
+    ref = patch(models[0], pairs, **kw)
+    got = patch(sim, pairs, max_rows=2 * pairs.n, **kw)  # one variant per trace: 3 traces in one session
     assert got.meta["remote"] == "local"
+    assert got.meta["plan"]["n_traces"] == 3 and got.meta["plan"]["n_requests"] == 1
     assert _rel(ref, got) <= RTOL
 
 

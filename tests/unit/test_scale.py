@@ -286,7 +286,8 @@ def test_trace_plan_counts_and_budget():
     plan = plan_traces(fake, sp, max_rows=12, max_memory="1GB")  # 12 rows = source + 3 variants of 3 prompts
     assert plan.variants_per_trace == 3 and plan.n_traces == 1 + 14
     remote = types.SimpleNamespace(**{**vars(fake), "remote": True})
-    assert plan_traces(remote, sp, max_rows=None, max_memory="auto").n_requests == 2  # all 40 in one request
+    assert plan_traces(remote, sp, max_rows=None, max_memory="auto").n_requests == 1  # setup + 1 trace, 1 session
+    assert plan_traces(remote, sp, max_rows=6, max_memory="1GB").n_requests == 3  # 1 + 40 traces, 16 per session
     with pytest.raises(ShapeError, match="too small for one trace"):
         plan_traces(fake, sp, max_rows=None, max_memory=2 * 3 * one - 1)
     with pytest.raises(ShapeError, match="smaller than one nnsight trace"):
