@@ -99,6 +99,12 @@ def mean_cache(
                                                                       seq_len=seq_len)
     if tokens.ndim != 2 or tokens.shape[0] == 0:
         raise ShapeError(f"mean-cache tokens must be a non-empty [batch pos] tensor; got {tuple(tokens.shape)}")
+    from interp.backends import is_nnsight_model
+
+    if is_nnsight_model(model):  # the same means from nnsight traces (interp.backends.nnsight_ablation)
+        from interp.backends.nnsight_ablation import nnsight_mean_cache
+
+        return nnsight_mean_cache(model, tokens, kinds=kinds, batch_size=batch_size)
     sums: dict[str, Tensor] = {}
     for i in range(0, tokens.shape[0], batch_size):
         _, cache = model.run_with_cache(tokens[i : i + batch_size], names_filter=lambda n: n in names)

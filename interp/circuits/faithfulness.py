@@ -224,5 +224,12 @@ def faithfulness(
     ``answers`` are the correct answer tokens. Three forward passes (full, empty, circuit); to score many
     circuits on one evaluation set use `FaithfulnessEvaluator`.
     """
-    ev = FaithfulnessEvaluator(model, tokens, answers, ablation=ablation, mean=mean, resample_tokens=resample_tokens)
+    from interp.backends import is_nnsight_model
+
+    cls: type[FaithfulnessEvaluator] = FaithfulnessEvaluator
+    if is_nnsight_model(model):  # the same ablations as nnsight traces (interp.backends.nnsight_ablation)
+        from interp.backends.nnsight_ablation import NNsightFaithfulnessEvaluator
+
+        cls = NNsightFaithfulnessEvaluator
+    ev = cls(model, tokens, answers, ablation=ablation, mean=mean, resample_tokens=resample_tokens)
     return ev.score(keep_heads=keep_heads, keep_mlps=keep_mlps, keep_neurons=keep_neurons)

@@ -6,7 +6,7 @@ import argparse
 import time
 from typing import Any
 
-from interp.cli.common import add_model_arg, add_task_args, load, progress_enabled, task_from_args
+from interp.cli.common import add_model_arg, add_scale_args, add_task_args, load, progress_enabled, task_from_args
 
 
 def _seeds(text: str) -> tuple[int, ...]:
@@ -26,6 +26,7 @@ def register(sub: Any, name: str) -> None:
 
     p = sub.add_parser(name, help="circuit discovery: rank heads, sweep until faithful, write JSON")
     add_model_arg(p)
+    add_scale_args(p)
     add_task_args(p)
     p.add_argument("--out", "-o", required=True, help="output JSON path")
     p.add_argument("--ablation", default="mean", choices=ABLATIONS,

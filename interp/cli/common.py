@@ -10,7 +10,26 @@ from typing import Any
 def add_model_arg(p: argparse.ArgumentParser, default: str | None = None) -> None:
     p.add_argument("--model", "-m", default=default, required=default is None,
                    help="built-in name (toy-arith, smollm2-135m), local HF dir, .gguf file or hub id")
-    p.add_argument("--device", default="cpu", help="torch device (default cpu)")
+    p.add_argument("--device", default=None, help="torch device (default cpu; see --device-map to shard)")
+
+
+def add_scale_args(p: argparse.ArgumentParser, *, nnsight: bool = False) -> None:
+    """``--backend``, ``--remote``, ``--device-map``, ``--n-devices``, ``--dtype`` (docs/scale.md).
+
+    ``nnsight`` says whether the command runs on the nnsight backend; where it does not, `load` refuses
+    ``--backend nnsight``/``--remote`` with a message naming what does.
+    """
+    g = p.add_argument_group("scale (docs/scale.md)")
+    g.add_argument("--backend", default="bridge",
+                   help="bridge: TransformerLens 4 bridge, cone engine (default); nnsight: the same Hugging Face "
+                        "weights behind nnsight" + ("" if nnsight else " (not for this command)"))
+    g.add_argument("--remote", action="store_true",
+                   help="with --backend nnsight: run the traces on NDIF (needs $NDIF_API_KEY and the network)")
+    g.add_argument("--device-map", default=None,
+                   help="shard the model across devices: auto, balanced, or FILE.json {module: device}")
+    g.add_argument("--n-devices", type=int, default=None, help="shard the model across this many CUDA GPUs")
+    g.add_argument("--dtype", default="float32", help="float32 (default), bfloat16, float16, float64")
+    p.set_defaults(nnsight_ok=nnsight)
 
 
 def add_task_args(p: argparse.ArgumentParser, default: str = "arith") -> None:
@@ -26,9 +45,40 @@ def add_task_args(p: argparse.ArgumentParser, default: str = "arith") -> None:
 
 
 def load(args: Any) -> Any:
+    """The model of ``args`` (``--model``, ``--device`` and, where the command has them, the scale options)."""
     from interp.models import load_model
 
-    return load_model(args.model, device=args.device)
+    backend = getattr(args, "backend", "bridge")
+    remote = bool(getattr(args, "remote", False))
+    check_scale_args(args)
+    return load_model(args.model, device=args.device, dtype=getattr(args, "dtype", "float32"),
+                      device_map=getattr(args, "device_map", None), n_devices=getattr(args, "n_devices", None),
+                      backend=backend, remote=remote)
+
+
+def check_scale_args(args: Any) -> None:
+    """Refuse combinations of scale options that the command cannot run (exit 2 through `InterpError`)."""
+    from interp.backends import NNSIGHT_EXTRA, check_backend, nnsight_available
+    from interp.errors import InterpError
+
+    backend = check_backend(getattr(args, "backend", "bridge"))
+    remote = bool(getattr(args, "remote", False))
+    command = getattr(args, "command", "this command")
+    if remote and backend != "nnsight":
+        raise InterpError("--remote runs nnsight traces on NDIF: add --backend nnsight (the TransformerLens bridge "
+                          "runs in this process only; shard it over local GPUs with --device-map or --n-devices)")
+    if remote and not nnsight_available():
+        raise InterpError(f"--remote needs the optional package nnsight, which is not installed: {NNSIGHT_EXTRA}")
+    if backend == "nnsight" and not getattr(args, "nnsight_ok", False):
+        raise InterpError(
+            f"interp {command} --backend nnsight is not supported: {command} runs on the TransformerLens bridge "
+            "(hooks, ablations, the cone engine). Use --backend bridge, optionally sharded with --device-map "
+            "auto|balanced|FILE.json or --n-devices N; `interp patch --backend nnsight [--remote]` runs exact "
+            "patching sweeps on nnsight"
+        )
+    if remote and (getattr(args, "device_map", None) or getattr(args, "n_devices", None)):
+        raise InterpError("--remote runs on NDIF's machines: --device-map and --n-devices place a local model and "
+                          "do not apply")
 
 
 def task_from_args(args: Any) -> Any:

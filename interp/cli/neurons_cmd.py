@@ -5,7 +5,7 @@ from __future__ import annotations
 import argparse
 from typing import Any
 
-from interp.cli.common import add_model_arg, add_task_args, load, progress_enabled, task_from_args
+from interp.cli.common import add_model_arg, add_scale_args, add_task_args, load, progress_enabled, task_from_args
 
 
 def _ints(text: str) -> list[int]:
@@ -43,6 +43,7 @@ def classifier_config(args: argparse.Namespace) -> Any:
 def register(sub: Any, name: str) -> None:
     p = sub.add_parser(name, help="classify the important MLP neurons into arithmetic heuristics; knockouts; JSON")
     add_model_arg(p)
+    add_scale_args(p)
     add_task_args(p)
     top = p.add_mutually_exclusive_group()
     top.add_argument("--top-k", type=int, default=None,

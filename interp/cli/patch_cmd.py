@@ -3,9 +3,10 @@
 from __future__ import annotations
 
 import argparse
+import sys
 from typing import Any
 
-from interp.cli.common import add_model_arg, add_task_args, load, progress_enabled, task_from_args
+from interp.cli.common import add_model_arg, add_scale_args, add_task_args, load, progress_enabled, task_from_args
 
 
 def register(sub: Any, name: str) -> None:
@@ -14,6 +15,7 @@ def register(sub: Any, name: str) -> None:
 
     p = sub.add_parser(name, help="exact activation patching of one site family; writes JSON")
     add_model_arg(p)
+    add_scale_args(p, nnsight=True)
     add_task_args(p)
     p.add_argument("--site", default="heads", choices=list(CLI_SITES), help="what to patch (default heads)")
     p.add_argument("--positions", default="all", help="all (default), last, or comma-separated indices like 3,4")
@@ -46,6 +48,9 @@ def run(args: argparse.Namespace) -> int:
                          f"--positions all, not --site {args.site} --positions {args.positions}")
     if args.freeze_mlps and args.path_to is None:
         raise ShapeError("--freeze-mlps only applies to path patching (--path-to)")
+    if args.backend == "nnsight" and args.path_to is not None:
+        raise ShapeError("--path-to (path patching) runs on the TransformerLens bridge only, not --backend nnsight; "
+                         "drop --backend nnsight, or drop --path-to for an exact activation-patching sweep")
     model = load(args)
     task = task_from_args(args)
     pairs = task.pairs(model, n_per_op=args.n_per_op, seed=args.seed, corrupt_from=args.corrupt_from)
@@ -55,6 +60,12 @@ def run(args: argparse.Namespace) -> int:
         res = path_patch(model, pairs, receivers=args.path_to, metric=args.metric, direction=args.direction,
                          freeze_mlps=args.freeze_mlps, progress=progress_enabled(), model_name=args.model)
     else:
+        if args.backend == "nnsight":  # the cost, before anything runs
+            from interp.backends.nnsight_patching import plan_patch
+
+            plan = plan_patch(model, pairs, site=args.site, positions=args.positions, metric=args.metric,
+                              direction=args.direction, max_rows=args.max_rows, max_memory=args.max_memory)
+            print(f"nnsight plan: {plan}", file=sys.stderr, flush=True)
         res = patch(model, pairs, site=args.site, positions=args.positions, metric=args.metric,
                     direction=args.direction, max_rows=args.max_rows, max_memory=args.max_memory,
                     engine=args.engine, progress=progress_enabled(), model_name=args.model)

@@ -5,13 +5,14 @@ from __future__ import annotations
 import argparse
 from typing import Any
 
-from interp.cli.common import add_model_arg, load, progress_enabled
+from interp.cli.common import add_model_arg, add_scale_args, load, progress_enabled
 from interp.errors import UnknownNameError
 
 
 def register(sub: Any, name: str) -> None:
     p = sub.add_parser(name, help="write a self-contained HTML report (accuracy, patching maps, summary)")
     add_model_arg(p, default="toy-arith")
+    add_scale_args(p)
     p.add_argument("--task", "-t", default=None,
                    help="task spec (default: arith for single-token-number models, else a few-shot 0-9 task)")
     p.add_argument("--prefix", default=None, help="few-shot prefix before every prompt (\\n for newlines)")

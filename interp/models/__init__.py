@@ -23,7 +23,10 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+import torch
+
 from interp.errors import ModelLoadError, UnknownNameError, close_matches_hint
+from interp.models.placement import Placement, resolve_placement
 
 __all__ = ["BUILTINS", "BuiltinModel", "load_model", "list_models", "hub_reachable", "model_name"]
 
@@ -51,16 +54,16 @@ def _smollm_available() -> tuple[bool, str]:
     return smollm.availability()
 
 
-def _load_toy(device: str = "cpu") -> Any:
-    from interp.models.toy import TOY_DIR, load_toy
+def _load_toy(placement: Placement) -> Any:
+    from interp.models.toy import TOY_DIR
 
-    return load_toy(TOY_DIR, device=device)
+    return _toy(TOY_DIR, placement)
 
 
-def _load_smollm(device: str = "cpu") -> Any:
+def _load_smollm(placement: Placement) -> Any:
     from interp.models.smollm import load_smollm2
 
-    return load_smollm2(device=device)
+    return load_smollm2(**placement.boot_kwargs())
 
 
 BUILTINS: dict[str, BuiltinModel] = {
@@ -112,11 +115,46 @@ def model_name(model: Any) -> str:
     return str(getattr(model, "interp_name", "") or getattr(model.cfg, "model_name", ""))
 
 
-def load_model(spec: str, *, device: str = "cpu") -> Any:
-    """Load ``spec`` (built-in name, local dir, .gguf file or hub id) as an eval-mode compat-mode bridge."""
+def load_model(
+    spec: str,
+    *,
+    device: str | None = None,
+    dtype: Any = "float32",
+    device_map: str | dict[str, Any] | None = None,
+    n_devices: int | None = None,
+    max_memory: dict[Any, Any] | None = None,
+    backend: str = "bridge",
+    remote: bool | str = False,
+) -> Any:
+    """Load ``spec`` (built-in name, local dir, .gguf file or hub id) as an eval-mode compat-mode bridge.
+
+    ``device`` (default ``cpu``) puts the whole model on one device; ``device_map`` (``auto``, ``balanced``, a
+    ``{module: device}`` dict or a JSON file), ``n_devices`` (CUDA GPUs) and ``max_memory`` (``{device: size}``)
+    shard a Hugging Face model across devices with TransformerLens 4 / accelerate; ``dtype`` is ``float32``
+    (default), ``bfloat16``, ``float16`` or ``float64``. They are checked against the devices present before
+    anything is loaded (`interp.models.placement`); bad values raise `DeviceError`.
+
+    ``backend="nnsight"`` loads the same Hugging Face weights behind nnsight instead (`interp.backends`), which
+    `interp.patching.patch` runs as batched traces; ``remote=True`` sends those traces to NDIF (needs the
+    ``nnsight`` extra, an API key and the network; checked first, failing in seconds with the local options).
+    """
     spec = str(spec)
+    if backend != "bridge" or remote:
+        from interp.backends import check_backend
+
+        if check_backend(backend) == "bridge":
+            from interp.models.placement import DeviceError
+
+            raise DeviceError("remote execution runs nnsight traces on NDIF: pass backend='nnsight' with remote=True "
+                              "(the TransformerLens bridge runs in this process only)")
+        from interp.backends.nnsight_model import load_nnsight
+
+        return load_nnsight(spec, remote=remote, device=device, dtype=dtype, device_map=device_map,
+                            n_devices=n_devices, max_memory=max_memory)
+    placement = resolve_placement(device=device, dtype=dtype, device_map=device_map, n_devices=n_devices,
+                                  max_memory=max_memory)
     if spec in BUILTINS:
-        model = BUILTINS[spec].loader(device=device)
+        model = BUILTINS[spec].loader(placement)
     else:
         path = Path(spec).expanduser()
         if path.suffix == ".gguf":
@@ -124,9 +162,9 @@ def load_model(spec: str, *, device: str = "cpu") -> Any:
 
             if not path.exists():
                 raise ModelLoadError(f"GGUF file {path} does not exist")
-            model = load_gguf(path, device=device)
+            model = load_gguf(path, **placement.boot_kwargs())
         elif path.is_dir():
-            model = _load_dir(path, device=device)
+            model = _load_dir(path, placement)
         elif path.exists():
             raise ModelLoadError(f"{path} is a file but not a .gguf; pass a model directory, a .gguf file or a name")
         elif "/" not in spec and difflib.get_close_matches(spec, BUILTINS, n=1, cutoff=0.6):
@@ -135,40 +173,37 @@ def load_model(spec: str, *, device: str = "cpu") -> Any:
                 f"built-ins: {close_matches_hint(spec, BUILTINS)}"
             )
         else:
-            model = _load_hub(spec, device=device)
+            model = _load_hub(spec, placement)
     model.interp_name = spec
     return model
 
 
-def _load_dir(path: Path, *, device: str) -> Any:
+def _toy(path: Path, placement: Placement) -> Any:
+    from interp.models.placement import DeviceError
+    from interp.models.toy import load_toy
+
+    if placement.sharded:
+        raise DeviceError("toy-arith models are TransformerLens-native, not Hugging Face models: device_map and "
+                          "n_devices do not apply (they load on one device; pass device=)")
+    if placement.dtype != torch.float32:
+        raise DeviceError(f"toy-arith models load in float32 only, not {placement.dtype}")
+    return load_toy(path, device=str(placement.device))
+
+
+def _load_dir(path: Path, placement: Placement) -> Any:
     if (path / "config.json").exists():
         from interp._io import read_json
 
         if "interp_toy_arith" in read_json(path / "config.json"):
-            from interp.models.toy import load_toy
-
-            return load_toy(path, device=device)
+            return _toy(path, placement)
     else:
         raise ModelLoadError(f"{path} has no config.json; it is neither a toy-arith nor a Hugging Face model directory")
-    from transformer_lens import TransformerBridge
+    from interp.models.smollm import boot_local
 
-    old = os.environ.get("HF_HUB_OFFLINE")
-    os.environ["HF_HUB_OFFLINE"] = "1"
-    try:
-        bridge = TransformerBridge.boot_transformers(str(path), device=device)
-    except Exception as e:  # transformers raises many types; re-raise with the path
-        raise ModelLoadError(f"could not load the Hugging Face directory {path}: {e}") from e
-    finally:
-        if old is None:
-            os.environ.pop("HF_HUB_OFFLINE", None)
-        else:
-            os.environ["HF_HUB_OFFLINE"] = old
-    bridge.enable_compatibility_mode()
-    bridge.eval()
-    return bridge
+    return boot_local(path, name=str(path), **placement.boot_kwargs())
 
 
-def _load_hub(spec: str, *, device: str) -> Any:
+def _load_hub(spec: str, placement: Placement) -> Any:
     if not hub_reachable():
         raise ModelLoadError(
             f"unknown model {spec!r}: it is not a built-in ({', '.join(BUILTINS)}), a local directory or a .gguf "
@@ -177,7 +212,7 @@ def _load_hub(spec: str, *, device: str) -> Any:
     from transformer_lens import TransformerBridge
 
     try:
-        bridge = TransformerBridge.boot_transformers(spec, device=device)
+        bridge = TransformerBridge.boot_transformers(spec, **placement.boot_kwargs())
     except Exception as e:
         raise ModelLoadError(f"could not load {spec!r} from the hub: {e}. {OFFLINE_OPTIONS}") from e
     bridge.enable_compatibility_mode()

@@ -313,13 +313,18 @@ def ensure_gguf_hf_dir(path: str | os.PathLike[str], cache_dir: Path | None = No
     return _convert_gguf(path, final_dir, name=path.stem, progress=progress)
 
 
-def _boot_local(hf_dir: Path, *, device: str, name: str) -> TransformerBridge:
-    """Boot a compatibility-mode, eval-mode bridge from a local HF directory, with the hub switched off."""
+def boot_local(hf_dir: Path, *, name: str, **boot: Any) -> TransformerBridge:
+    """Boot a compatibility-mode, eval-mode bridge from a local HF directory, with the hub switched off.
+
+    ``boot`` goes to ``TransformerBridge.boot_transformers``: ``device`` or ``device_map``/``n_devices``/
+    ``max_memory``, and ``dtype`` (checked by `interp.models.placement.resolve_placement`).
+    """
     from transformer_lens import TransformerBridge
 
+    boot.setdefault("device", None if "device_map" in boot or "n_devices" in boot else "cpu")
     try:
         with _hub_offline():
-            bridge = TransformerBridge.boot_transformers(str(hf_dir), device=device)
+            bridge = TransformerBridge.boot_transformers(str(hf_dir), **boot)
     except Exception as e:
         raise ModelLoadError(f"cannot boot a TransformerBridge from {str(hf_dir)!r}: {type(e).__name__}: {e}") from e
     cfg = bridge.cfg
@@ -336,16 +341,20 @@ def _boot_local(hf_dir: Path, *, device: str, name: str) -> TransformerBridge:
     return bridge
 
 
-def load_smollm2(*, device: str = "cpu", cache_dir: Path | None = None) -> TransformerBridge:
-    """SmolLM2-135M-Instruct as a compatibility-mode `TransformerBridge` in eval mode (offline; see module doc)."""
+def load_smollm2(*, cache_dir: Path | None = None, **boot: Any) -> TransformerBridge:
+    """SmolLM2-135M-Instruct as a compatibility-mode `TransformerBridge` in eval mode (offline; see module doc).
+
+    ``boot``: ``device`` (default cpu), or ``device_map``/``n_devices``/``max_memory``, and ``dtype``.
+    """
     hf_dir = ensure_smollm2_hf_dir(cache_dir)
-    return _boot_local(hf_dir, device=device, name=SMOLLM2_NAME)
+    return boot_local(hf_dir, name=SMOLLM2_NAME, **boot)
 
 
-def load_gguf(path: Path, *, device: str = "cpu", cache_dir: Path | None = None) -> TransformerBridge:
+def load_gguf(path: Path, *, cache_dir: Path | None = None, **boot: Any) -> TransformerBridge:
     """Any causal-LM ``.gguf`` file as a compatibility-mode `TransformerBridge` (de-quantized to float32, cached)."""
     hf_dir = ensure_gguf_hf_dir(path, cache_dir)
-    return _boot_local(hf_dir, device=device, name=Path(path).stem)
+    return boot_local(hf_dir, name=Path(path).stem, **boot)
+
 
 
 def availability(cache_dir: Path | None = None) -> tuple[bool, str]:

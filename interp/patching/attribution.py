@@ -155,6 +155,14 @@ def attribution_patch(
     directly comparable with exact patching cell for cell (use `agreement`). Costs 2 forwards + 1 backward per
     ``batch_size`` prompts whatever the number of sites.
     """
+    from interp.backends import is_nnsight_model
+
+    if is_nnsight_model(model):  # the same estimate from nnsight traces (interp.backends.nnsight_attribution)
+        from interp.backends.nnsight_attribution import nnsight_attribution_patch
+
+        return nnsight_attribution_patch(model, pairs, site=site, positions=positions, metric=metric,
+                                         direction=direction, layers=layers, neurons=neurons, batch_size=batch_size,
+                                         model_name=model_name)
     t0 = time.time()
     kind, pairs = prepare_sweep(model, pairs, site, metric, direction)
     layer_list = resolve_layers(model, layers)

@@ -31,12 +31,14 @@ from torch import Tensor
 
 from interp.errors import ShapeError, unknown
 from interp.metrics import METRICS, MetricContext, make_metric, metric_unpatched_values
+from interp.patching.devices import dev_name, device_budgets, pass_budget
 from interp.patching.engine import ConeEngine, EngineStats, Unsupported, format_bytes, parse_bytes, plan_passes
 from interp.patching.result import PatchResult
 from interp.sites import CLI_SITES, SWEEP_AXES, check_layer, check_site_exists, hook_name, site_kind, site_units
 from interp.tasks.base import PromptPairs
 
-__all__ = ["patch", "prepare_sweep", "resolve_positions", "PatchSpec", "DIRECTIONS", "ENGINES"]
+__all__ = ["patch", "prepare_sweep", "resolve_positions", "PatchSpec", "DIRECTIONS", "ENGINES", "SweepVariants",
+           "plan_sweep_variants", "sweep_result"]
 
 log = logging.getLogger(__name__)
 
@@ -146,6 +148,7 @@ class _Sweep:
     budget: int
     progress: bool
     site: str
+    budgets: dict[str, int] | None = None  # per device, for a model whose blocks live on several devices
 
     def __post_init__(self) -> None:
         self.sums = torch.zeros(len(self.variants), dtype=torch.float64)
@@ -265,9 +268,12 @@ def _run_cone(sw: _Sweep, cone: ConeEngine, stats: EngineStats) -> int:
         stats.skipped = len(dead)
 
     fixed = cone.cache_bytes(sw.kind, sorted(by_layer), sw.batch, seq_len)
+    avail = sw.budget - fixed
+    if sw.budgets is not None:  # several devices: every device holds its own caches plus one pass
+        avail = pass_budget(cone, sw.budgets, sw.kind, sorted(by_layer), sw.batch, seq_len, 0)
     live.sort(key=lambda i: (sw.variants[i].pos, cone.start_layer(sw.kind, sw.variants[i].layer)))
     passes = plan_passes([(i, sw.variants[i].pos) for i in live], batch=sw.batch, max_rows=sw.max_rows,
-                         avail_bytes=sw.budget - fixed,
+                         avail_bytes=avail,
                          row_bytes=lambda p: cone.row_bytes(seq_len - p, seq_len, n_cols))
     peak = 0
     bar = tqdm(total=len(sw.variants), desc=f"patch {sw.site} (cone)", disable=not sw.progress, leave=False)
@@ -313,7 +319,7 @@ def patch(
     max_rows: int | None = 4096,
     progress: bool = True,
     model_name: str = "",
-    max_memory: int | str = "auto",
+    max_memory: int | str | Mapping[Any, int | str] = "auto",
     engine: str = "auto",
 ) -> PatchResult:
     """Exact activation patching of every index of ``site`` (heads, mlps, resid, attn_out, mlp_out, neurons).
@@ -326,38 +332,37 @@ def patch(
     engine (raises `Unsupported` otherwise), ``"full"`` always runs full passes. Both give the same numbers.
     ``max_memory`` (bytes or e.g. ``"2GB"``) bounds the sweep's caches plus one pass's working memory; the
     default ``"auto"`` is 40% of the memory free on the model's device when the sweep starts, at least 1 GB;
-    ``max_rows`` bounds the rows (variants x prompts) of one pass. ``neurons`` is a list of neuron indices for
+    ``max_rows`` bounds the rows (variants x prompts) of one pass. For a model whose blocks live on several devices
+    (``load_model(..., device_map=...)``) the budget is per device: one size for each, or ``{device: size}``
+    (`interp.patching.devices`). ``neurons`` is a list of neuron indices for
     every layer, or ``{layer: [neurons]}`` with lists of equal length (e.g. `top_neurons_per_layer` of a
     previous sweep), which gives axes ``layer, pos, rank`` and the neuron ids in ``meta["neurons"]``.
     """
     t0 = time.time()
     if engine not in ENGINES:
         raise unknown("engine", engine, ENGINES)
-    kind, pairs = prepare_sweep(model, pairs, site, metric, direction)
-    n_layers = int(model.cfg.n_layers)
-    layer_list = None if layers is None else sorted(set(int(x) for x in layers))
-    per_layer: dict[int, list[int]] | None = None
-    if kind == "neuron" and isinstance(neurons, Mapping):
-        layer_list, per_layer = _per_layer_neurons(model, neurons, layer_list)
-    elif isinstance(neurons, Mapping):
-        raise ShapeError(f"neurons={{layer: [...]}} only applies to site='neurons', not {site!r}")
-    if layer_list is None:
-        layer_list = list(range(n_layers))
-    for lyr in layer_list:
-        check_layer(model, lyr)
-    pos_list = resolve_positions(positions, pairs.seq_len)
-    if per_layer is not None:
-        units = list(range(len(next(iter(per_layer.values())))))
-        variants = [PatchSpec(lyr, p, per_layer[lyr][r]) for lyr in layer_list for p in pos_list for r in units]
+    from interp.backends import is_nnsight_model
+
+    if is_nnsight_model(model):  # the nnsight backend: same sweep, same result, run as batched nnsight traces
+        if engine == "cone":
+            raise Unsupported("engine='cone' runs on TransformerLens bridges; an nnsight model runs batched full "
+                              "traces (use engine='auto')")
+        from interp.backends.nnsight_patching import nnsight_patch
+
+        return nnsight_patch(model, pairs, site=site, positions=positions, metric=metric, direction=direction,
+                             layers=layers, neurons=neurons, max_rows=max_rows, progress=progress,
+                             model_name=model_name, max_memory=max_memory)
+    sp = plan_sweep_variants(model, pairs, site=site, positions=positions, metric=metric, direction=direction,
+                             layers=layers, neurons=neurons, max_rows=max_rows)
+    kind, pairs, layer_list, pos_list, variants = sp.kind, sp.pairs, sp.layers, sp.positions, sp.variants
+    batch = sp.batch
+    if isinstance(max_memory, Mapping):  # {device: size}: per device for the cone engine; the smallest otherwise
+        budget = min(device_budgets(max_memory, [dev_name(k) for k in max_memory]).values())
     else:
-        units = site_units(model, kind, neurons)  # type: ignore[arg-type]
-        variants = _variants(kind, layer_list, pos_list, units)
-    batch = pairs.n
-    if max_rows is not None and batch > max_rows:
-        raise ShapeError(f"max_rows={max_rows} is smaller than one patch of {batch} prompts; raise it to >= {batch}")
-    budget = parse_bytes(max_memory, device=_model_device(model))
+        budget = parse_bytes(max_memory, device=_model_device(model))
 
     cone: ConeEngine | None = None
+    budgets: dict[str, int] | None = None
     note = ""
     if engine != "full":
         try:
@@ -377,7 +382,10 @@ def patch(
                 cone.verify(base)
                 fixed = cone.cache_bytes(kind, layer_list, batch, pairs.seq_len)
                 one = batch * cone.row_bytes(pairs.seq_len - min(pos_list), pairs.seq_len)
-                if fixed + one > budget:
+                if cone.placement.multi:  # the budget is per device (interp.patching.devices)
+                    budgets = device_budgets(max_memory, cone.placement.devices)
+                    pass_budget(cone, budgets, kind, layer_list, batch, pairs.seq_len, one)
+                elif fixed + one > budget:
                     raise _too_small(budget, fixed, one, batch)
             except Unsupported as e:
                 if engine == "cone":
@@ -393,8 +401,11 @@ def patch(
             source_out, src_cache = model.run_with_cache(source, names_filter=lambda n: n in site_hooks)
             source_logits = source_out[:, -1, :].float()
             del source_out
-        ctx = MetricContext(base_logits.float(), source_logits.float(), pairs.clean_answers, pairs.corrupt_answers)
-        sw = _Sweep(model, kind, variants, base, source, metric, ctx, batch, max_rows, budget, progress, site)
+        dev = base_logits.device
+        ctx = MetricContext(base_logits.float(), source_logits.float(), pairs.clean_answers.to(dev),
+                            pairs.corrupt_answers.to(dev))
+        sw = _Sweep(model, kind, variants, base, source, metric, ctx, batch, max_rows, budget, progress, site,
+                    budgets)
         if cone is not None:
             try:
                 n_pass = _run_cone(sw, cone, stats)
@@ -407,6 +418,67 @@ def patch(
         baseline = metric_unpatched_values(metric, ctx)
         sums, sq = sw.sums.cpu().numpy(), sw.sq.cpu().numpy()
 
+    meta: dict[str, Any] = {"engine": used, "max_memory": budget, **({"engine_note": note} if note else {})}
+    if used == "cone":
+        meta.update(stats.to_dict())
+    return sweep_result(sp, sums, sq, site=site, metric=metric, direction=direction, model=model,
+                        model_name=model_name, n_forward_passes=2 + n_pass, seconds=time.time() - t0,
+                        baseline=baseline, meta=meta)
+
+
+@dataclass(frozen=True)
+class SweepVariants:
+    """A validated sweep: site kind, oriented pairs, layers, positions, units and one `PatchSpec` per variant."""
+
+    kind: str
+    pairs: PromptPairs
+    layers: list[int]
+    positions: list[int]
+    units: list[int] | None
+    per_layer: dict[int, list[int]] | None
+    variants: list[PatchSpec]
+
+    @property
+    def batch(self) -> int:
+        return self.pairs.n
+
+
+def plan_sweep_variants(model: Any, pairs: PromptPairs, *, site: str, positions: str | int | Sequence[int],
+                        metric: str, direction: str, layers: Sequence[int] | None,
+                        neurons: Sequence[int] | Mapping[int, Sequence[int]] | None, max_rows: int | None,
+                        ) -> SweepVariants:
+    """Validate a sweep's arguments (as `patch` takes them) and list its variants; shared by every backend."""
+    kind, pairs = prepare_sweep(model, pairs, site, metric, direction)
+    n_layers = int(model.cfg.n_layers)
+    layer_list = None if layers is None else sorted(set(int(x) for x in layers))
+    per_layer: dict[int, list[int]] | None = None
+    if kind == "neuron" and isinstance(neurons, Mapping):
+        layer_list, per_layer = _per_layer_neurons(model, neurons, layer_list)
+    elif isinstance(neurons, Mapping):
+        raise ShapeError(f"neurons={{layer: [...]}} only applies to site='neurons', not {site!r}")
+    if layer_list is None:
+        layer_list = list(range(n_layers))
+    for lyr in layer_list:
+        check_layer(model, lyr)
+    pos_list = resolve_positions(positions, pairs.seq_len)
+    if per_layer is not None:
+        units = list(range(len(next(iter(per_layer.values())))))
+        variants = [PatchSpec(lyr, p, per_layer[lyr][r]) for lyr in layer_list for p in pos_list for r in units]
+    else:
+        units = site_units(model, kind, neurons)  # type: ignore[arg-type]
+        variants = _variants(kind, layer_list, pos_list, units)
+    if max_rows is not None and pairs.n > max_rows:
+        raise ShapeError(f"max_rows={max_rows} is smaller than one patch of {pairs.n} prompts; raise it to >= "
+                         f"{pairs.n}")
+    return SweepVariants(kind, pairs, layer_list, pos_list, units, per_layer, variants)
+
+
+def sweep_result(sp: SweepVariants, sums: np.ndarray, sq: np.ndarray, *, site: str, metric: str, direction: str,
+                 model: Any, model_name: str, n_forward_passes: int, seconds: float, baseline: dict[str, float],
+                 meta: dict[str, Any]) -> PatchResult:
+    """The `PatchResult` of a sweep from per-variant sums and sums of squares of the per-prompt metric."""
+    kind, pairs, layer_list, pos_list, batch = sp.kind, sp.pairs, sp.layers, sp.positions, sp.batch
+    units, per_layer = sp.units, sp.per_layer
     mean = sums / batch
     var = np.maximum(sq / batch - mean**2, 0.0) * batch / max(batch - 1, 1)
     stderr = np.sqrt(var / batch)
@@ -415,9 +487,6 @@ def patch(
         "layer": [f"L{x}" for x in layer_list],
         "pos": [f"{p} {pairs.position_labels[p]}" for p in pos_list],
     }
-    meta: dict[str, Any] = {"engine": used, "max_memory": budget, **({"engine_note": note} if note else {})}
-    if used == "cone":
-        meta.update(stats.to_dict())
     axes = SWEEP_AXES[kind]
     if kind == "head":
         index["head"], labels["head"] = units or [], [f"H{u}" for u in units or []]
@@ -440,8 +509,8 @@ def patch(
         task=pairs.task,
         direction=direction,
         n_prompts=batch,
-        n_forward_passes=2 + n_pass,
-        seconds=time.time() - t0,
+        n_forward_passes=n_forward_passes,
+        seconds=seconds,
         stderr=stderr.reshape(shape),
         baseline=baseline,
         meta=meta,

@@ -42,6 +42,11 @@ LEVELS: dict[str, int] = {
     "interp.metrics": 0,
     "interp.plotting": 0,
     "interp.models": 1,
+    # optional engines (nnsight): model detection/loading at the models level, each method at its method's level
+    "interp.backends": 1,
+    "interp.backends.nnsight_patching": 3,
+    "interp.backends.nnsight_attribution": 3,
+    "interp.backends.nnsight_ablation": 4,
     "interp.tasks": 2,
     "interp.patching": 3,
     "interp.circuits": 4,

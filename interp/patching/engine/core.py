@@ -18,6 +18,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor
 
+from interp.patching.devices import BlockDevices, module_device
 from interp.patching.engine.adapters import Unsupported, _activation, _Block, _linear, _norm
 from interp.patching.engine.plan import _rows_matmul
 from interp.sites import hook_name
@@ -113,6 +114,7 @@ class ConeEngine:
         self.d_vocab = int(self.w_u.shape[0])
         self.device = self.w_u.device
         self.dtype = self.w_u.dtype
+        self.placement = BlockDevices.of_model(model)  # per-block devices of a sharded model (interp.patching.devices)
         self._embed_setup(model)
         self._scale_setup(model)
         self._rope_setup(model)
@@ -228,8 +230,9 @@ class ConeEngine:
             self._cos = rot.cos_cached[:seq_len].to(self.dtype)
             self._sin = rot.sin_cached[:seq_len].to(self.dtype)
         elif self.rope_style == "half":
-            x = torch.zeros(1, seq_len, self.d_head, dtype=self.dtype, device=self.device)
-            pos = torch.arange(seq_len, device=self.device)[None]
+            dev = module_device(self._hf_rot, self.device)
+            x = torch.zeros(1, seq_len, self.d_head, dtype=self.dtype, device=dev)
+            pos = torch.arange(seq_len, device=dev)[None]
             cos, sin = self._hf_rot(x, pos)
             if cos.shape[-1] != self.d_head:
                 raise Unsupported(f"rotary tables of width {cos.shape[-1]} for d_head {self.d_head}")
@@ -241,7 +244,7 @@ class ConeEngine:
             return x
         assert self._cos is not None and self._sin is not None
         t = x.shape[-2]
-        cos, sin = self._cos[start : start + t], self._sin[start : start + t]
+        cos, sin = self._cos[start : start + t].to(x.device), self._sin[start : start + t].to(x.device)
         rd = cos.shape[-1]
         xr = x[..., :rd]
         if self.rope_style == "half":
@@ -262,6 +265,7 @@ class ConeEngine:
         mlp_out.
         """
         blk = self.blocks[layer]
+        x = self.placement.to(x, layer)  # activations follow each block's device
         n, t, d = x.shape
         s = p + t
         kv, g, dh = self.n_kv, self.n_heads // self.n_kv, self.d_head
@@ -324,9 +328,10 @@ class ConeEngine:
 
     def logits(self, resid: Tensor, columns: Tensor | None = None) -> Tensor:
         """Logits [N d_vocab] of final residuals [N d_model]; only ``columns`` [N c] of each row if given."""
-        h = self.ln_final(resid)
+        h = self.ln_final(self.placement.to(resid, self.n_layers))
         if columns is None:
             return F.linear(h, self.w_u, self.b_u)
+        columns = columns.to(h.device)
         out = (h.unsqueeze(1) * self.w_u[columns]).sum(-1)
         return out if self.b_u is None else out + self.b_u[columns]
 
@@ -338,11 +343,12 @@ class ConeEngine:
         z [B S head d_head], attn_out, resid_mid, post, mlp_out.
         """
         b, s = tokens.shape
-        x = F.embedding(tokens, self.w_e)
+        x = F.embedding(tokens.to(self.w_e.device), self.w_e)
         if self.w_pos is not None:
-            x = x + self.w_pos[:s]
+            x = x + self.w_pos[:s].to(x.device)
         kept: dict[tuple[str, int], Tensor] = {}
         for i in range(self.n_layers):
+            x = self.placement.to(x, i)  # cached activations of layer i stay on block i's device
             if ("resid_pre", i) in want:
                 kept[("resid_pre", i)] = x
             taps: dict[str, Tensor] = {}
@@ -350,6 +356,7 @@ class ConeEngine:
             for name, val in taps.items():
                 if (name, i) in want:
                     kept[(name, i)] = val
+        x = self.placement.to(x, self.n_layers)
         if ("resid_pre", self.n_layers) in want:
             kept[("resid_pre", self.n_layers)] = x
         if stats is not None:
@@ -381,9 +388,9 @@ class ConeEngine:
         wanted = set(names.values())
         ref_out, ref = self.model.run_with_cache(tokens, names_filter=lambda nm: nm in wanted)
         got_logits, got = self.forward(tokens, set(names))
-        worst, where = _rel_err(got_logits.float(), ref_out[:, -1].float()), "logits"
+        worst, where = _rel_err(got_logits.float().to(ref_out.device), ref_out[:, -1].float()), "logits"
         for k, nm in names.items():
-            err = _rel_err(got[k].reshape(ref[nm].shape), ref[nm])
+            err = _rel_err(got[k].reshape(ref[nm].shape).to(ref[nm].device), ref[nm])
             if err > worst:
                 worst, where = err, nm
         if not worst <= CHECK_RTOL:
@@ -493,8 +500,8 @@ class ConeEngine:
         w = blk.w_out[:, neurons].transpose(0, 1)  # [k d]
         stats.flops += 2 * k * b * d
         stats.flops_cone += 2 * k * b * d
-        after = self.acts[("resid_pre", layer + 1)][:, p].unsqueeze(0)  # [1 B d]
-        return after + delta.transpose(0, 1)[:, :, None] * w[:, None, :]
+        after = self.acts[("resid_pre", layer + 1)][:, p].unsqueeze(0)  # [1 B d], on block layer+1's device
+        return after + (delta.transpose(0, 1)[:, :, None] * w[:, None, :]).to(after.device)
 
     def run_group(self, kind: str, p: int, specs: list[tuple[int, int, int | None]], stats: EngineStats,
                   columns: Tensor | None = None) -> tuple[Tensor, list[int]]:
@@ -516,7 +523,7 @@ class ConeEngine:
                 vec = self.injected(kind, lyr, p, [u for _, u in items], stats)
                 k = len(items)
                 rows = self.acts[("resid_pre", start)][:, p:].unsqueeze(0).repeat(k, 1, 1, 1)  # [k B T d]
-                rows[:, :, 0] = vec.expand(k, -1, -1)
+                rows[:, :, 0] = vec.to(rows.device).expand(k, -1, -1)  # computed at layer start-1's device
                 parts.append(rows.view(k * b, t, self.d_model))
                 order.extend(v for v, _ in items)
             return torch.cat(parts) if len(parts) > 1 else parts[0]
@@ -524,12 +531,12 @@ class ConeEngine:
         for j in range(min(by_start), n):
             if j in by_start:
                 new = inject(j)
-                x = new if x is None else torch.cat([x, new])
+                x = new if x is None else torch.cat([self.placement.to(x, j), new])
             assert x is not None
             x = self.layer(j, x, p, x.shape[0] // b, last=j == n - 1, stats=stats)
         if n in by_start:  # patches after the last block change only the final residual
             new = inject(n)[:, -1:]
-            x = new if x is None else torch.cat([x, new])
+            x = new if x is None else torch.cat([self.placement.to(x, n), new])
         assert x is not None
         rows = x.shape[0]
         cols = None if columns is None else columns.repeat(rows // b, 1)
