@@ -7,7 +7,8 @@ The backend is chosen when the model is loaded and travels with the model object
 * ``load_model(spec, backend="nnsight")`` -> an `NNsightModel` wrapping nnsight's ``TransformersModel`` on the
   same Hugging Face weights; ``remote=True`` sends its traces to NDIF. `interp.patching.patch`,
   `interp.patching.attribution.attribution_patch`, `interp.circuits.ablation.mean_cache` and
-  `interp.circuits.faithfulness` accept it unchanged (they dispatch on the model: `nnsight_patching`, `nnsight_attribution`, `nnsight_ablation`).
+  `interp.circuits.faithfulness` accept it unchanged (they dispatch on the model: `nnsight_patching`,
+  `nnsight_attribution`, `nnsight_ablation`).
 
 nnsight is an optional dependency: ``pip install 'interp[nnsight]'``.
 """
