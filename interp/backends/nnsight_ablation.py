@@ -4,9 +4,9 @@
 nnsight model. The ablation is the bridge's (`interp.circuits.ablation.ablation_hooks`): every head's ``z``
 (``o_proj``'s input, viewed ``[head d_head]``) and every MLP's ``hook_post`` (``down_proj``'s input) outside the
 circuit is replaced at every position by the per-position mean over the reference strings, by zero, or by the
-activation of the resample prompt of the same row. Faithfulness uses the normalized logit of centred logits, as
-the bridge computes it. One trace per ``batch_size`` prompts and circuit; local only (``remote=True`` is refused: the masks would be
-uploaded with every request).
+activation of the resample prompt of the same row. Faithfulness uses the normalized logit of centred logits, as the
+bridge computes it. One trace per ``batch_size`` prompts and circuit; local only (``remote=True`` is refused: the
+masks would be uploaded with every request).
 """
 
 from __future__ import annotations
