@@ -152,7 +152,7 @@ def top_tokens(
     """The ``k`` tokens neuron ``(layer, neuron)`` promotes most (``bottom=True``: suppresses most), best first."""
     k = _check_k(k, int(model.cfg.d_vocab))
     logits = project_values(model, layer, [neuron], norm=norm)[0]
-    vals, ids = (-logits if bottom else logits).topk(k)
+    vals, ids = tie_ordered_topk(-logits if bottom else logits, k)
     strings = vocab_strings(model, token_strings)
     sign = -1.0 if bottom else 1.0
     return [TokenLogit(int(i), strings[int(i)], sign * float(v)) for v, i in zip(vals, ids)]
@@ -172,3 +172,19 @@ def _as_tokens(model: Any, tokens: Any, *, prepend_bos: bool = True) -> Tensor:
     if t.numel() == 0 or int(t.min()) < 0 or int(t.max()) >= d_vocab:
         raise ShapeError(f"token ids must be a non-empty sequence in [0, {d_vocab})")
     return t.long()
+
+
+def _order_ties(vals: Tensor, ids: Tensor, k: int) -> tuple[Tensor, Tensor]:
+    """The ``k`` largest of ``vals`` [n c] (token ids ``ids``), exact ties broken by the lower token id."""
+    by_id = ids.argsort(dim=-1)
+    vals, ids = vals.gather(-1, by_id), ids.gather(-1, by_id)
+    order = vals.argsort(dim=-1, descending=True, stable=True)[..., :k]
+    return vals.gather(-1, order), ids.gather(-1, order)
+
+
+def tie_ordered_topk(scores: Tensor, k: int, *, extra: int = 8) -> tuple[Tensor, Tensor]:
+    """``scores.topk(k)`` with a deterministic order: equal scores are ranked by the lower index (``torch.topk``
+    leaves ties in an unspecified, thread-dependent order). Ties are resolved among the ``k + extra`` largest."""
+    extra = max(0, min(extra, scores.shape[-1] - k))
+    vals, ids = scores.topk(k + extra, dim=-1)
+    return _order_ties(vals, ids, k)

@@ -24,8 +24,10 @@ from interp.vocab.projection import (
     _apply_norm,
     _check_k,
     _check_layer,
+    _order_ties,
     _unembed,
     _w_out,
+    tie_ordered_topk,
     vocab_strings,
 )
 
@@ -193,13 +195,14 @@ def _topk_rows(
     """Exact float32 top-k of ``v @ w_u`` per row; candidates from a low-precision pass when ``w_u_lp`` is given."""
     sign = 1.0 if largest else -1.0
     if w_u_lp is None:
-        vals, ids = (sign * (v @ w_u)).topk(k, dim=-1)
+        scores = sign * (v @ w_u)
+        vals, ids = tie_ordered_topk(scores, k, extra=min(margin, scores.shape[-1] - k))
         return sign * vals, ids
     approx = sign * (v.to(w_u_lp.dtype) @ w_u_lp)
     cand = approx.topk(min(k + margin, approx.shape[-1]), dim=-1).indices  # [n c]
     exact = torch.einsum("nd,ncd->nc", v, w_u.T[cand])  # [n c] float32
-    vals, pos = (sign * exact).topk(k, dim=-1)
-    return sign * vals, cand.gather(1, pos)
+    vals, pos = _order_ties(sign * exact, cand, k)
+    return sign * vals, pos
 
 
 @torch.inference_mode()
