@@ -26,7 +26,6 @@ import os
 import tempfile
 from pathlib import Path
 
-import numpy as np
 import torch
 from transformer_lens import TransformerBridge, TransformerBridgeConfig
 
@@ -113,7 +112,7 @@ heads = patch(model, pairs, site="heads", positions="last")
 neurons = patch(model, pairs, site="neurons", positions="last")
 h = heads.effects.reshape(-1)
 n = neurons.effects.reshape(-1)
-print("head effects (IE):", dict(zip(["L0H0", "L0H1"], h.round(3))))
+print("head effects (IE):", dict(zip(["L0H0", "L0H1"], h.round(3).tolist())))
 print("neuron effects:", n.round(3))
 assert h[0] > 1 and abs(h[1]) <= 1e-6  # the copy head matters, the silent head is exactly 0
 assert abs(n[DISTRACTOR]) <= 1e-6

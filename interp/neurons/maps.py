@@ -34,7 +34,8 @@ from interp.tasks.base import TASK_METHODS, require
 
 MIN_GRID_PROMPTS = 3
 
-__all__ = ["MIN_GRID_PROMPTS", "OperandGrid", "MapBlock", "iter_maps", "neuron_maps", "value_logits", "top_value_tokens", "neuron_map"]
+__all__ = ["MIN_GRID_PROMPTS", "OperandGrid", "MapBlock", "iter_maps", "neuron_maps", "value_logits",
+           "top_value_tokens", "neuron_map"]
 
 
 @dataclass(frozen=True, eq=False)

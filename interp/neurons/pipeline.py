@@ -13,7 +13,6 @@ from interp.neurons.heuristics import ClassifierConfig, HeuristicScorer
 from interp.neurons.importance import importance_by_operator
 from interp.neurons.knockout import DEFAULT_PER_LAYER, class_knockout, failure_analysis, prompt_knockout
 from interp.neurons.maps import OperandGrid, iter_maps
-from interp.tasks.base import TASK_METHODS, require
 from interp.neurons.results import (
     ClassifiedNeuron,
     NeuronAnalysis,
@@ -21,6 +20,7 @@ from interp.neurons.results import (
     NeuronImportance,
     OperatorClassification,
 )
+from interp.tasks.base import TASK_METHODS, require
 
 __all__ = ["classify_neurons", "analyze_neurons", "default_top_k"]
 

@@ -61,4 +61,5 @@ def parse_task(spec: str, **overrides: Any) -> Any:
         from interp.tasks.induction import InductionTask
 
         return InductionTask.from_spec(spec, **overrides)
-    raise TaskError(f"unknown task family {family!r} in {spec!r}; valid: {', '.join(TASK_FAMILIES)} (e.g. arith:+- or file:pairs.jsonl)")
+    raise TaskError(f"unknown task family {family!r} in {spec!r}; valid: {', '.join(TASK_FAMILIES)} "
+                    "(e.g. arith:+- or file:pairs.jsonl)")

@@ -171,7 +171,7 @@ class PairsTask:
         for i, g in enumerate(self.groups):
             by.setdefault(g, []).append(i)
         out = []
-        for g, idx in by.items():
+        for idx in by.values():
             half = (len(idx) + 1) // 2
             out += idx if split == "all" else idx[:half] if split == "discovery" else idx[half:]
         return sorted(out)
