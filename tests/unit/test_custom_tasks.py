@@ -94,9 +94,27 @@ def test_classify_neurons_names_each_digit_neuron(hand, grid_task):
     assert again.ops["copy"].skipped_families == oc.skipped_families
 
 
-def test_analyze_neurons_end_to_end(analysis):
+def test_analyze_neurons_end_to_end(analysis, tmp_path):
     top = analysis.classification.ops["copy"].top_neurons()
     assert sorted(top[0]) == list(range(10))  # the distractor is never selected
+    analysis.save(tmp_path / "n.json")
+    again = type(analysis).load(tmp_path / "n.json")
+    assert again.classification.ops["copy"].skipped_families == analysis.classification.ops["copy"].skipped_families
+    assert "op1_range" in again.classification.ops["copy"].skipped_families
+
+
+def test_small_code_k_is_skipped_and_said():
+    from interp.neurons.heuristics import ClassifierConfig, HeuristicScorer
+    from interp.neurons.maps import OperandGrid
+
+    g = OperandGrid.synthetic("+", lo=0, hi=9, max_result=18)
+    sc = HeuristicScorer(g, ClassifierConfig.code())
+    # code k-rule, op mod 9: (10 // 9) * 10 * factor = 10 prompts; mod 15 on a span of 10: k = 0 < min_prompts
+    assert all(c.k >= 3 for c in sc.candidates if c.report)
+    assert "op1_range" in sc.skipped_families and "more than 50%" in sc.skipped_families["op1_range"]
+    tiny = OperandGrid.synthetic("+", lo=0, hi=2, max_result=4)
+    sc2 = HeuristicScorer(tiny, ClassifierConfig.code())
+    assert "below min_prompts" in sc2.skipped_families["both_operands_mod"]
 
 
 def test_class_knockout_breaks_exactly_the_related_prompts(hand, grid_task, analysis):
@@ -157,6 +175,18 @@ def test_grouped_pairs_give_one_circuit_per_group(hand):
     for g in task.operators:
         c = find_circuit(hand, task, operator=g, n_per_op=50, n_eval=50, seeds=(0,))
         assert c.heads == ((0, 0),)
+
+
+def test_report_on_a_file_task(tmp_path):
+    from interp.models import load_model
+    from interp.report.build import build_report
+
+    path = tmp_path / "pairs.jsonl"
+    path.write_text("\n".join(json.dumps({"clean": c, "corrupt": k, "answer": a, "corrupt_answer": b})
+                              for c, k, a, b in PAIRS) + "\n")
+    html = build_report(load_model("toy-arith"), tmp_path / "r.html", model_name="toy-arith",
+                        task_spec=f"file:{path}", quick=True, progress=False).read_text()
+    assert "8 clean/corrupt pairs of 5 tokens" in html and "<b>Circuit</b>" in html
 
 
 def test_from_text_uses_the_to_tokens_bos_rule():
