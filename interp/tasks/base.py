@@ -93,8 +93,9 @@ def get_tokenizer(model: Any) -> Any:
     tok = getattr(model, "tokenizer", None)
     if tok is None:
         raise TaskError(
-            "this model has no tokenizer, so text tasks cannot be built for it; "
-            "load it with a tokenizer (built-ins, HF directories and .gguf files all carry one)"
+            "this model has no tokenizer, so text prompts cannot be tokenized for it; give token ids instead "
+            "(PromptPairs.from_tokens, PairsTask with id lists, OperandTask rows with id lists) or load it with a "
+            "tokenizer (built-ins, HF directories and .gguf files all carry one)"
         )
     return tok
 
@@ -141,6 +142,17 @@ class PromptPairs:
     groups: tuple[str, ...] = ()
 
     def __post_init__(self) -> None:
+        for name in ("clean_tokens", "corrupt_tokens", "clean_answers", "corrupt_answers"):
+            x = getattr(self, name)
+            if not isinstance(x, Tensor):  # lists, tuples, numpy arrays of ids
+                try:
+                    x = torch.as_tensor(x)
+                except (TypeError, ValueError, RuntimeError) as e:
+                    raise ShapeError(f"{name} must be token ids (a tensor, array or list of ints); {e}") from None
+            if x.is_floating_point() or x.is_complex() or x.dtype == torch.bool:
+                raise ShapeError(f"{name} must be integer token ids; got dtype {x.dtype}")
+            object.__setattr__(self, name, x.long())
+        object.__setattr__(self, "position_labels", tuple(self.position_labels))
         c, k = self.clean_tokens, self.corrupt_tokens
         if c.ndim != 2 or k.ndim != 2:
             raise ShapeError(f"clean/corrupt tokens must be [batch pos]; got {tuple(c.shape)} and {tuple(k.shape)}")

@@ -201,6 +201,16 @@ def test_from_text_uses_the_to_tokens_bos_rule():
     assert pp.position_labels == ("BOS", "pos 1", "pos 2", "pos 3", "=")
 
 
+def test_prompt_pairs_accept_lists_and_arrays():
+    p = PromptPairs([[1, 2, 10]], np.array([[4, 2, 10]]), [1], (4,), ["a", "b", "="], "t")
+    assert p.clean_tokens.dtype == torch.long and p.corrupt_answers.tolist() == [4]
+    assert p.position_labels == ("a", "b", "=")
+    from interp.errors import ShapeError
+
+    with pytest.raises(ShapeError, match="clean_answers must be integer token ids"):
+        PromptPairs([[1, 2, 10]], [[4, 2, 10]], [1.5], [4], ["a", "b", "="], "t")
+
+
 def test_load_model_accepts_a_bridge():
     from transformer_lens import TransformerBridge, TransformerBridgeConfig
 
