@@ -201,6 +201,18 @@ def test_from_text_uses_the_to_tokens_bos_rule():
     assert pp.position_labels == ("BOS", "pos 1", "pos 2", "pos 3", "=")
 
 
+def test_built_in_tasks_follow_the_protocol():
+    from interp.tasks import parse_task
+    from interp.tasks.induction import InductionTask
+    from interp.tasks.ioi import IOITask
+
+    assert isinstance(parse_task("arith"), GridTask)
+    for t in (IOITask(), InductionTask()):
+        assert isinstance(t, Task) and not isinstance(t, GridTask) and t.operators == ()
+    assert isinstance(PairsTask(["a"], ["b"], ["c"]), Task)
+    assert not isinstance(PairsTask(["a"], ["b"], ["c"]), GridTask)
+
+
 def test_prompt_pairs_accept_lists_and_arrays():
     p = PromptPairs([[1, 2, 10]], np.array([[4, 2, 10]]), [1], (4,), ["a", "b", "="], "t")
     assert p.clean_tokens.dtype == torch.long and p.corrupt_answers.tolist() == [4]
