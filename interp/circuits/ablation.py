@@ -16,7 +16,8 @@ The faithfulness score built on these hooks is in `interp.circuits.faithfulness`
 
 from __future__ import annotations
 
-from collections import Counter
+import inspect
+import logging
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from typing import Any
 
@@ -25,8 +26,11 @@ from torch import Tensor
 
 from interp.errors import InterpError, ShapeError, unknown
 from interp.sites import check_site_exists, hook_name, site_kind
+from interp.tasks.base import require
 
 __all__ = ["ABLATIONS", "CircuitError", "Hook", "ablation_hooks", "check_ablation", "mean_cache", "mean_cache_tokens"]
+
+log = logging.getLogger(__name__)
 
 ABLATIONS: tuple[str, ...] = ("mean", "zero", "resample")
 
@@ -47,29 +51,25 @@ def check_ablation(name: str) -> str:
 
 
 def mean_cache_tokens(task: Any, model: Any, *, operand_max: int | None = None, seq_len: int | None = None) -> Tensor:
-    """Token ids of every string ``"x op y="`` (x, y in ``task.lo..operand_max``, all four operators).
+    """The task's mean-ablation reference prompts, ``task.mean_ablation_tokens(model)`` (the task protocol).
 
-    Illegal prompts (``5-7=``, ``3/0=``) are included, as in the paper, so every operator contributes the same number
-    of strings. With multi-token numbers, strings tokenize to different lengths; only those of length ``seq_len``
-    (default: the most common length of the task's legal prompts) are kept, so positions line up with the
-    evaluated prompts (position-wise means of multi-token strings mix digits of different place values).
+    Arithmetic: every string ``"x op y="`` (x, y in ``task.lo..operand_max``, all four operators, illegal ones
+    included, as in the paper); ``operand_max`` and ``seq_len`` are passed on to tasks whose method takes them.
     """
-    from interp.tasks.arith import OPERATORS
-    from interp.tasks.base import encode, get_tokenizer
-
-    hi = task.hi if operand_max is None else int(operand_max)
-    if hi < task.lo:
-        raise CircuitError(f"operand_max={operand_max} is below the task's lowest operand {task.lo}")
-    grid = range(task.lo, hi + 1)
-    texts = [task._render(a, op, b)[0] for op in OPERATORS for a in grid for b in grid]
-    ids, _ = encode(get_tokenizer(model), texts, prepend_bos=task.prepend_bos)
-    if seq_len is None:  # the most common length of the task's legal prompts (all of them with single tokens)
-        lengths = Counter(len(p.tokens) for op in task.operators for p in task.prompts(model, op))
-        seq_len = lengths.most_common(1)[0][0]
-    kept = [x for x in ids if len(x) == seq_len]
-    if not kept:
-        raise CircuitError(f"no string 'x op y=' tokenizes to {seq_len} tokens; pass another seq_len")
-    return torch.tensor(kept, dtype=torch.long)
+    require(task, "mean ablation", "mean_ablation_tokens")
+    own = task.mean_ablation_tokens
+    try:
+        params = inspect.signature(own).parameters
+    except (TypeError, ValueError):
+        params = {}
+    kw = {k: v for k, v in (("operand_max", operand_max), ("seq_len", seq_len)) if v is not None and k in params}
+    tokens = own(model, **kw)
+    if not isinstance(tokens, Tensor):
+        tokens = torch.as_tensor(tokens, dtype=torch.long)
+    if operand_max is not None and "operand_max" not in params:
+        log.info("operand_max=%s does not apply to task %s (it supplies its own reference prompts)", operand_max,
+                 getattr(task, "name", task))
+    return tokens
 
 
 @torch.inference_mode()
@@ -87,16 +87,15 @@ def mean_cache(
 
     Returns ``{hook_name: mean}`` with ``mean`` of shape ``[pos, ...]`` (``[pos head_index d_head]`` for heads,
     ``[pos d_mlp]`` for MLPs and neurons). ``operand_max`` shrinks the grid for large models (the paper uses
-    operands 0-299, 360k strings). ``tokens`` overrides the grid with any ``[batch pos]`` token set. Tasks with a
-    ``mean_ablation_tokens(model)`` method (IOI: the ABC prompts; induction: fresh random sequences) supply their own.
+    operands 0-299, 360k strings). ``tokens`` overrides the grid with any ``[batch pos]`` token set. The reference
+    prompts come from the task's ``mean_ablation_tokens(model)`` (the task protocol; arithmetic: the balanced grid,
+    IOI: the ABC prompts, induction: fresh random sequences); a task without it raises `TaskError` naming it.
     """
     names = sorted({hook_name(k, layer) for k in kinds for layer in range(int(model.cfg.n_layers))})
     for k in kinds:
         check_site_exists(model, site_kind(k))
     if tokens is None:
-        own = getattr(task, "mean_ablation_tokens", None)  # tasks other than arithmetic define their reference set
-        tokens = own(model) if own is not None else mean_cache_tokens(task, model, operand_max=operand_max,
-                                                                      seq_len=seq_len)
+        tokens = mean_cache_tokens(task, model, operand_max=operand_max, seq_len=seq_len)
     if tokens.ndim != 2 or tokens.shape[0] == 0:
         raise ShapeError(f"mean-cache tokens must be a non-empty [batch pos] tensor; got {tuple(tokens.shape)}")
     from interp.backends import is_nnsight_model

@@ -19,6 +19,7 @@ import numpy as np
 from interp._io import read_json, write_json_atomic
 from interp.errors import ShapeError, TaskError, unknown
 from interp.patching import PatchResult, patch
+from interp.tasks.base import TASK_METHODS, require
 
 __all__ = ["ComponentEffects", "component_effects", "PAPER_SEEDS", "DEFAULT_SEEDS", "METHODS", "discovery_pairs"]
 
@@ -148,13 +149,16 @@ def check_operator(task: Any, operator: str | None) -> None:
         return
     ops = tuple(getattr(task, "operators", ()) or ())
     if not ops:
-        raise TaskError(f"task {task.name} has no operators; leave operator unset (got {operator!r})")
+        raise TaskError(f"task {getattr(task, 'name', task)} has no operators; leave operator unset "
+                        f"(got {operator!r})")
     if operator not in ops:
-        raise TaskError(f"operator {operator!r} is not in task {task.name} (operators: {' '.join(ops)})")
+        raise TaskError(f"operator {operator!r} is not in task {getattr(task, 'name', task)} "
+                        f"(operators: {' '.join(ops)})")
 
 
 def discovery_pairs(model: Any, task: Any, *, operator: str | None, n_per_op: int, seed: int, corrupt_from: str) -> Any:
     """Discovery-split pairs (clean prompts of ``operator``, or all operators when None; corrupt from the task)."""
+    require(task, "component_effects", *TASK_METHODS["pairs"])
     check_operator(task, operator)
     pairs = task.pairs(model, n_per_op=n_per_op, seed=seed, corrupt_from=corrupt_from, split="discovery")
     return pairs if operator is None else pairs.by_group()[operator]

@@ -27,7 +27,7 @@ from interp.circuits.circuit import Circuit
 from interp.circuits.effects import METHODS, ComponentEffects, check_operator, component_effects
 from interp.circuits.faithfulness import FaithfulnessEvaluator
 from interp.circuits.settings import SearchSettings, check_target
-from interp.tasks.base import PromptPairs
+from interp.tasks.base import TASK_METHODS, PromptPairs, require
 
 __all__ = ["find_circuit", "find_circuits", "evaluation_pairs", "sweep", "RANKS", "SearchSettings", "check_target"]
 
@@ -66,7 +66,10 @@ def evaluation_pairs(
     out = pairs.select(keep)
     disc = task.pairs(model, n_per_op=n_discovery, seed=seed, corrupt_from=corrupt_from, split="discovery")
     overlap = {str(p) for p in disc.clean} & {str(p) for p in out.clean}
-    assert not overlap, f"evaluation prompts overlap discovery prompts: {sorted(overlap)[:3]}"
+    if overlap:
+        raise CircuitError(f"the task's evaluation prompts overlap its discovery prompts ({sorted(overlap)[:3]}); "
+                           "faithfulness must be scored on held-out prompts: a task's pairs(split='evaluation') "
+                           "must be disjoint from split='discovery' (PairsTask: give each clean prompt once)")
     return out
 
 
@@ -132,6 +135,10 @@ def find_circuit(
     n_per_op, n_eval, eval_seed, corrupt_from, max_heads = st.n_per_op, st.n_eval, st.eval_seed, st.corrupt_from, \
         st.max_heads
     n_layers, n_heads = int(model.cfg.n_layers), int(model.cfg.n_heads)
+    require(task, "find_circuit", *TASK_METHODS["pairs"])
+    if mean is None and (ablation == "mean" or "mean" in sensitivity):
+        require(task, "find_circuit (mean ablation; or pass ablation='zero'/'resample' and sensitivity=())",
+                *TASK_METHODS["mean ablation"])
 
     # held-out evaluation prompts first: fails fast on an empty or impossible evaluation set
     ev_pairs = evaluation_pairs(model, task, operator=operator, n_eval=n_eval, n_discovery=n_per_op,

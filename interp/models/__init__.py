@@ -28,7 +28,7 @@ import torch
 from interp.errors import ModelLoadError, UnknownNameError, close_matches_hint
 from interp.models.placement import Placement, resolve_placement
 
-__all__ = ["BUILTINS", "BuiltinModel", "load_model", "list_models", "hub_reachable", "model_name"]
+__all__ = ["BUILTINS", "BuiltinModel", "load_model", "use_bridge", "list_models", "hub_reachable", "model_name"]
 
 log = logging.getLogger(__name__)
 
@@ -115,8 +115,25 @@ def model_name(model: Any) -> str:
     return str(getattr(model, "interp_name", "") or getattr(model.cfg, "model_name", ""))
 
 
+def use_bridge(model: Any) -> Any:
+    """An existing `TransformerBridge` (``boot_native`` / ``boot_transformers`` in your code), returned unchanged
+    but for compatibility mode, which is enabled when it is off (every `interp` hook name needs it)."""
+    from transformer_lens import TransformerBridge
+
+    if not isinstance(model, TransformerBridge):
+        raise ModelLoadError(
+            f"expected a model spec (a built-in name, a local HF directory, a .gguf file or a hub id) or a "
+            f"transformer_lens TransformerBridge; got a {type(model).__module__}.{type(model).__name__}. Wrap a "
+            "Hugging Face model with TransformerBridge.boot_transformers(...) or build one with "
+            "TransformerBridge.boot_native(TransformerBridgeConfig(...))"
+        )
+    if not getattr(model, "compatibility_mode", False):
+        model.enable_compatibility_mode()
+    return model
+
+
 def load_model(
-    spec: str,
+    spec: Any,
     *,
     device: str | None = None,
     dtype: Any = "float32",
@@ -128,6 +145,9 @@ def load_model(
 ) -> Any:
     """Load ``spec`` (built-in name, local dir, .gguf file or hub id) as an eval-mode compat-mode bridge.
 
+    ``spec`` may also be a `TransformerBridge` you built: it is returned unchanged, with compatibility mode
+    enabled if it was off (`use_bridge`); any other object raises `ModelLoadError`.
+
     ``device`` (default ``cpu``) puts the whole model on one device; ``device_map`` (``auto``, ``balanced``, a
     ``{module: device}`` dict or a JSON file), ``n_devices`` (CUDA GPUs) and ``max_memory`` (``{device: size}``)
     shard a Hugging Face model across devices with TransformerLens 4 / accelerate; ``dtype`` is ``float32``
@@ -138,6 +158,8 @@ def load_model(
     `interp.patching.patch` runs as batched traces; ``remote=True`` sends those traces to NDIF (needs the
     ``nnsight`` extra, an API key and the network; checked first, failing in seconds with the local options).
     """
+    if not isinstance(spec, (str, os.PathLike)):
+        return use_bridge(spec)
     spec = str(spec)
     if backend != "bridge" or remote:
         from interp.backends import check_backend

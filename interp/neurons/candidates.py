@@ -214,10 +214,38 @@ def _starts(stop: int, step: int) -> range:
     return range(0, stop, step)
 
 
-def _build_candidates(grid: OperandGrid, cfg: ClassifierConfig, bottom: bool) -> list[_Cand]:
+def _sizes(table: dict[str, tuple[int, ...]], op: str) -> tuple[int, ...]:
+    """Range lengths of ``op``; a custom operator (not one of + - * /) takes those of ``+``."""
+    return table.get(op, table["+"])
+
+
+def _skip_reasons(stats: dict[str, dict[str, int]], cfg: ClassifierConfig, n: int) -> dict[str, str]:
+    """``{family: reason}`` for every heuristic family none of whose candidates could be scored on the grid."""
+    out = {}
+    for fam, st in stats.items():
+        if st["kept"]:
+            continue
+        parts = []
+        if st["coverage"]:
+            parts.append(f"{st['coverage']} hold on more than {cfg.max_coverage:.0%} of the {n} prompts (a random "
+                         "neuron would score about their coverage)")
+        if st["few"]:
+            parts.append(f"{st['few']} hold on fewer than min_prompts={cfg.min_prompts} prompts")
+        if st["small_k"]:
+            parts.append(f"{st['small_k']} have a top-k below min_prompts={cfg.min_prompts} (code k-rule on a small "
+                         "grid)")
+        out[fam] = f"no candidate on this grid: of {st['tried']} candidates, " + "; ".join(parts)
+    return out
+
+
+def _build_candidates(grid: OperandGrid, cfg: ClassifierConfig, bottom: bool,
+                      skipped: dict[str, str] | None = None) -> list[_Cand]:
+    """The candidate heuristics of ``grid``; ``skipped`` (when given) receives ``{family: reason}`` for every
+    family (``op1_range``, ``result_mod``, ...) that has no valid candidate on this grid."""
     op, span, factor, code_k = grid.op, grid.span, grid.factor, cfg.k_rule == "code"
     mods = CODE_MODS if cfg.grid == "code" else PAPER_MODS
     out: list[_Cand] = []
+    stats: dict[str, dict[str, int]] = {}
 
     def map_of(h: Heuristic) -> str:
         return {"hybrid": "kv" if h.kind == "direct" else "k", "k": "k", "kv": "kv"}[cfg.maps]
@@ -225,19 +253,27 @@ def _build_candidates(grid: OperandGrid, cfg: ClassifierConfig, bottom: bool) ->
     def add(h: Heuristic, mask: np.ndarray, k_code: int | None = None, *, group: str | None = None,
             report: bool = True) -> None:
         members = np.flatnonzero(mask).astype(np.int64)
-        if len(members) < max(1, cfg.min_prompts if report else 1) or (
-            report and len(members) > cfg.max_coverage * grid.n
-        ):
+        fam = "same_operand" if h.family == "same" else f"{h.target}_{h.family}"
+        st = stats.setdefault(fam, {"tried": 0, "kept": 0, "coverage": 0, "few": 0, "small_k": 0}) if report \
+            else {"tried": 0, "kept": 0, "coverage": 0, "few": 0, "small_k": 0}
+        st["tried"] += 1
+        if len(members) < max(1, cfg.min_prompts if report else 1):
+            st["few"] += 1
+            return
+        if report and len(members) > cfg.max_coverage * grid.n:
+            st["coverage"] += 1
             return
         k = k_code if (code_k and k_code is not None) else len(members)
         k = min(int(k), grid.n)
-        if k < 1:
+        if k < 1 or (report and k < cfg.min_prompts):
+            st["small_k"] += 1
             return
+        st["kept"] += 1
         m = map_of(h)
         out.append(_Cand(h, k, members, m, bottom and m == "k", group, report))
 
     def cap(k: int) -> int:  # the code caps result k at max_op for × and ÷ ("result imbalance")
-        return min(k, span) if op in "*/" else k
+        return min(k, span) if op in ("*", "/") else k
 
     def patterns(target: str, values: np.ndarray, width: int, *, periodic: bool) -> None:
         digits = [(values // 10 ** (width - 1 - i)) % 10 for i in range(width)]
@@ -262,8 +298,9 @@ def _build_candidates(grid: OperandGrid, cfg: ClassifierConfig, bottom: bool) ->
 
     def operand_ranges() -> list[tuple[int, int]]:
         if cfg.grid == "code":
-            return [(s, s + size) for size in CODE_OPERAND_RANGE_SIZES[op] for s in _starts(grid.hi + 1, size)]
-        return [(s, s + size) for size in PAPER_RANGE_SIZES[op] for s in _starts(grid.hi + 1, max(size // 3, 10))]
+            return [(s, s + size) for size in _sizes(CODE_OPERAND_RANGE_SIZES, op) for s in _starts(grid.hi + 1, size)]
+        return [(s, s + size) for size in _sizes(PAPER_RANGE_SIZES, op)
+                for s in _starts(grid.hi + 1, max(size // 3, 10))]
 
     for target, v in (("op1", grid.a), ("op2", grid.b)):
         for n in mods:
@@ -286,7 +323,7 @@ def _build_candidates(grid: OperandGrid, cfg: ClassifierConfig, bottom: bool) ->
         for n in mods:
             for m in range(n):
                 add(Heuristic("result", "mod", (m, n)), r % n == m, cap(int((span // n) ** 2 * factor)))
-    sizes = CODE_RESULT_RANGE_SIZES[op] if cfg.grid == "code" else PAPER_RANGE_SIZES[op]
+    sizes = _sizes(CODE_RESULT_RANGE_SIZES if cfg.grid == "code" else PAPER_RANGE_SIZES, op)
     for size in sizes:
         for lo in _starts(grid.max_result + 1, max(size // 3, 10)):
             if op == "/" and lo == 0:
@@ -294,4 +331,6 @@ def _build_candidates(grid: OperandGrid, cfg: ClassifierConfig, bottom: bool) ->
             mask = (r >= lo) & (r < lo + size)
             add(Heuristic("result", "range", (lo, lo + size)), mask, cap(int(mask.sum())))
     patterns("result", r, grid.result_width, periodic=op != "/")
+    if skipped is not None:
+        skipped.update(_skip_reasons(stats, cfg, grid.n))
     return out

@@ -106,7 +106,10 @@ class HeuristicScorer:
                  also_bottom: bool = False, maps: Sequence[str] = ("k", "kv")) -> None:
         config = config or ClassifierConfig()
         self.grid, self.config = grid, config
-        self.candidates = [c for c in _build_candidates(grid, config, also_bottom) if c.map in maps]
+        #: ``{family: reason}`` for the heuristic families with no valid candidate on this grid
+        self.skipped_families: dict[str, str] = {}
+        self.candidates = [c for c in _build_candidates(grid, config, also_bottom, self.skipped_families)
+                           if c.map in maps]
         self.names = [c.heuristic.name for c in self.candidates]
         self.kinds = [c.heuristic.kind for c in self.candidates]
         self._perm = np.random.default_rng(config.seed).permutation(grid.n)

@@ -23,6 +23,7 @@ from interp.errors import unknown
 from interp.neurons._common import NeuronError, check_hook_post, check_neurons, check_operator
 from interp.neurons.results import FaithfulnessCurve, ImportanceCheck, NeuronImportance
 from interp.sites import resolve_layers
+from interp.tasks.base import TASK_METHODS, require
 
 __all__ = [
     "METHODS",
@@ -95,9 +96,12 @@ def importance_by_operator(
 ) -> dict[str, NeuronImportance]:
     """`neuron_importance` per operator on the paper's discovery pairs: ``n_per_op`` correct clean prompts of each
     operator, corrupt prompts drawn from all operators (``task.pairs(..., corrupt_from="all")``)."""
+    require(task, "neuron importance", *TASK_METHODS["operators"], "pairs")
     ops = list(task.operators) if ops is None else [check_operator(task, op) for op in ops]
     pairs = task.pairs(model, n_per_op=n_per_op, seed=seed, corrupt_from="all")
     groups = pairs.by_group()
+    if not ops:  # a task without operators (groups): one importance per group of its pairs
+        ops = list(groups)
     return {op: neuron_importance(model, groups[op], method=method, metric=metric, layers=layers, group=op,
                                   model_name=model_name) for op in ops}
 

@@ -38,6 +38,7 @@ from interp.neurons.results import (
     PromptKnockout,
 )
 from interp.sites import hook_name
+from interp.tasks.base import TASK_METHODS, require
 
 __all__ = [
     "zero_hooks",
@@ -146,6 +147,7 @@ def all_correct(model: Any, task: Any, op: str) -> list[Any]:
 
 
 def _ops(classification: NeuronClassification, task: Any, ops: Sequence[str] | None) -> list[str]:
+    require(task, "the neuron knockouts", *TASK_METHODS["knockout"])
     ops = list(classification.ops) if ops is None else list(ops)
     for op in ops:
         check_operator(task, op)

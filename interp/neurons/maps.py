@@ -30,8 +30,12 @@ from interp.errors import ShapeError, TaskError
 from interp.neurons._common import check_hook_post, check_neurons, check_operator
 from interp.sites import hook_name
 from interp.tasks.arith import apply_op
+from interp.tasks.base import TASK_METHODS, require
 
-__all__ = ["OperandGrid", "MapBlock", "iter_maps", "neuron_maps", "value_logits", "top_value_tokens", "neuron_map"]
+MIN_GRID_PROMPTS = 3
+
+__all__ = ["MIN_GRID_PROMPTS", "OperandGrid", "MapBlock", "iter_maps", "neuron_maps", "value_logits",
+           "top_value_tokens", "neuron_map"]
 
 
 @dataclass(frozen=True, eq=False)
@@ -57,16 +61,21 @@ class OperandGrid:
             raise ShapeError(f"a, b and result differ in length: {len(self.a)}, {len(self.b)}, {len(self.result)}")
         if len(self.a) == 0:
             raise TaskError(f"the {self.op!r} grid of operands {self.lo}-{self.hi} has no legal prompt")
+        if len(self.a) < MIN_GRID_PROMPTS:
+            raise TaskError(f"the {self.op!r} grid has {len(self.a)} prompt(s); the neuron heuristics need at least "
+                            f"{MIN_GRID_PROMPTS} (a heuristic's top-k must hold more than one prompt)")
 
     @classmethod
     def from_task(cls, model: Any, task: Any, op: str) -> OperandGrid:
         """The legal grid of ``op`` from ``task.prompts(model, op)``; numbers must be single tokens."""
+        require(task, "the neuron heuristics (operand grid)", *TASK_METHODS["grid"])
         check_operator(task, op)
         prompts = task.prompts(model, op)
         if any(len(p.answer_tokens) != 1 for p in prompts):
             raise TaskError(
                 f"neuron maps need every result of {task.name!r} to be one token (the paper's setting); "
-                "this tokenizer splits numbers - use a model with single-token numbers such as toy-arith"
+                "this tokenizer splits numbers - use a model with single-token numbers such as toy-arith, or "
+                "build your own grid with interp.tasks.custom.OperandTask (one answer token per prompt)"
             )
         return cls(
             op=op,

@@ -20,6 +20,7 @@ from interp.neurons.results import (
     NeuronImportance,
     OperatorClassification,
 )
+from interp.tasks.base import TASK_METHODS, require
 
 __all__ = ["classify_neurons", "analyze_neurons", "default_top_k"]
 
@@ -49,6 +50,7 @@ def classify_neurons(
     K and KV maps are streamed in blocks of at most ``budget_mb`` (`interp.neurons.maps.iter_maps`).
     """
     check_hook_post(model)
+    require(task, "classify_neurons", *TASK_METHODS["grid"])
     config = config or ClassifierConfig()
     per_op = bool(neurons) and all(isinstance(k, str) for k in neurons)
     ops = list(neurons if per_op else task.operators) if ops is None else list(ops)
@@ -75,7 +77,10 @@ def classify_neurons(
             for j, (layer, n) in enumerate(zip(block.layers.tolist(), block.neurons.tolist())):
                 value = imp.importance_of(layer, n) if imp is not None and layer in imp.layers else None
                 classified.append(ClassifiedNeuron(layer, n, value, tuple(found[j] + extra[j])))
-        out[op] = OperatorClassification(op, tuple(classified), grid.n, time.time() - t_op)
+        out[op] = OperatorClassification(op, tuple(classified), grid.n, time.time() - t_op,
+                                         dict(scorer.skipped_families))
+        for fam, why in scorer.skipped_families.items():
+            log.info("%r: heuristic family %s skipped: %s", op, fam, why)
         log.info("classified %d neurons of %r in %.1f s", len(classified), op, time.time() - t_op)
     return NeuronClassification(model=model_name or str(getattr(model.cfg, "model_name", "")), task=task.name,
                                 config={**config.to_dict(), "also_bottom": bottom}, ops=out,
@@ -109,6 +114,7 @@ def analyze_neurons(
 
     t0 = time.time()
     check_hook_post(model)
+    require(task, "analyze_neurons", *TASK_METHODS["grid"], "pairs", "correct_prompts")
     config = config or ClassifierConfig()
     d_mlp = int(model.cfg.d_mlp)
     k = default_top_k(d_mlp) if top_k is None and top_frac is None else check_top(d_mlp, k=top_k, frac=top_frac)

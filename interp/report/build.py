@@ -20,12 +20,13 @@ from interp.errors import UnknownNameError
 from interp.report.arith import accuracy_section, patching_section
 from interp.report.base import ReportContext, Section, default_task, render_html, single_token_numbers
 from interp.report.circuits import circuit_section
+from interp.report.custom import custom_section
 from interp.report.edges import edges_section
 from interp.report.explain import explain_section
 from interp.report.neurons import neuron_section
 from interp.report.pretrained import concepts_section, ioi_section
 
-__all__ = ["build_report", "SECTIONS", "PRETRAINED_SECTIONS", "OPTIONAL_SECTIONS"]
+__all__ = ["build_report", "SECTIONS", "PRETRAINED_SECTIONS", "OPTIONAL_SECTIONS", "CUSTOM_SECTIONS"]
 
 # sections for models whose numbers are single tokens (toy-arith, Llama-3-like tokenizers)
 SECTIONS: list[Callable[[Any, ReportContext], Section]] = [
@@ -41,6 +42,8 @@ PRETRAINED_SECTIONS: list[Callable[[Any, ReportContext], Section]] = [
     concepts_section,
     ioi_section,
 ]
+# sections for your own task (``--task file:PATH``): the arithmetic sections do not apply to clean/corrupt pairs
+CUSTOM_SECTIONS: list[Callable[[Any, ReportContext], Section]] = [custom_section]
 # opt-in sections (``interp report --with edges,explain``), appended after the default ones; they cost tens of
 # seconds each on the toy model and minutes on SmolLM2, so the first report stays fast
 OPTIONAL_SECTIONS: dict[str, Callable[[Any, ReportContext], Section]] = {
@@ -80,6 +83,8 @@ def build_report(
         task_overrides = {**auto_overrides, **(task_overrides or {})}
     ctx = ReportContext(model_name=model_name, task_spec=task_spec, n_per_op=n_per_op, seed=seed,
                         progress=progress, quick=quick, task_overrides=dict(task_overrides or {}))
+    if sections is None and task_spec.startswith("file:"):
+        sections = CUSTOM_SECTIONS
     if sections is None:
         sections = SECTIONS if single_token_numbers(model) else PRETRAINED_SECTIONS
     sections = list(sections) + [OPTIONAL_SECTIONS[e] for e in extra]

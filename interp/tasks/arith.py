@@ -249,6 +249,30 @@ class ArithTask:
         text += self.template[pos:]
         return text, spans
 
+    def mean_ablation_tokens(self, model: Any, *, operand_max: int | None = None,
+                             seq_len: int | None = None) -> torch.Tensor:
+        """Token ids of every string ``"x op y="`` (x, y in ``lo..operand_max``, all four operators): the paper's
+        balanced mean-ablation grid (``calc_mean_cache``).
+
+        Illegal prompts (``5-7=``, ``3/0=``) are included, as in the paper, so every operator contributes the same
+        number of strings. With multi-token numbers, strings tokenize to different lengths; only those of length
+        ``seq_len`` (default: the most common length of the task's legal prompts) are kept, so positions line up
+        with the evaluated prompts.
+        """
+        hi = self.hi if operand_max is None else int(operand_max)
+        if hi < self.lo:
+            raise TaskError(f"operand_max={operand_max} is below the task's lowest operand {self.lo}")
+        grid = range(self.lo, hi + 1)
+        texts = [self._render(a, op, b)[0] for op in OPERATORS for a in grid for b in grid]
+        ids, _ = encode(get_tokenizer(model), texts, prepend_bos=self.prepend_bos)
+        if seq_len is None:  # the most common length of the task's legal prompts (all of them with single tokens)
+            lengths = Counter(len(p.tokens) for op in self.operators for p in self.prompts(model, op))
+            seq_len = lengths.most_common(1)[0][0]
+        kept = [x for x in ids if len(x) == seq_len]
+        if not kept:
+            raise TaskError(f"no string 'x op y=' tokenizes to {seq_len} tokens; pass another seq_len")
+        return torch.tensor(kept, dtype=torch.long)
+
     # -------------------------------------------------------------------------------------------- correctness
     @torch.inference_mode()
     def _is_correct(self, model: Any, prompts: Sequence[ArithPrompt], batch_size: int = 512) -> list[bool]:

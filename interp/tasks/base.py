@@ -1,10 +1,11 @@
-"""Task-independent pieces: tokenization helpers and `PromptPairs`, the input of every patching method."""
+"""Task-independent pieces: the task protocol (`Task`, `GridTask`, `require`), tokenization helpers and
+`PromptPairs`, the input of every patching method (built by hand with `PromptPairs.from_text` / `from_tokens`)."""
 
 from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Protocol, runtime_checkable
 
 import torch
 from jaxtyping import Int
@@ -12,15 +13,89 @@ from torch import Tensor
 
 from interp.errors import ShapeError, TaskError
 
-__all__ = ["PromptPairs", "get_tokenizer", "encode", "run_last_logits"]
+__all__ = ["GridTask", "PromptPairs", "Task", "TASK_METHODS", "encode", "get_tokenizer", "require", "run_last_logits"]
+
+
+@runtime_checkable
+class Task(Protocol):
+    """What every pipeline needs from a task (docs/tasks.md). `ArithTask`, `IOITask`, `InductionTask` and
+    `interp.tasks.custom.PairsTask` implement it; any object with these members works.
+
+    * ``name`` - a short string recorded in every result;
+    * ``operators`` - the group names pipelines can select with ``operator=``/``op=`` (arithmetic: the operators;
+      ``()`` when the task has no groups);
+    * ``pairs(model, *, n_per_op, seed, corrupt_from, split)`` - `PromptPairs`; ``split="discovery"`` and
+      ``"evaluation"`` must be disjoint (circuit search ranks on the first and scores faithfulness on the second);
+      ``groups`` of the pairs name each pair's operator;
+    * ``mean_ablation_tokens(model)`` - ``[n pos]`` reference prompts whose per-position mean activation is the
+      mean-ablation value (same length as the pairs).
+    """
+
+    @property
+    def name(self) -> str: ...
+
+    @property
+    def operators(self) -> tuple[str, ...]: ...
+
+    def pairs(self, model: Any, *, n_per_op: int, seed: int = 0, corrupt_from: str = "all",
+              split: str = "discovery") -> PromptPairs: ...
+
+    def mean_ablation_tokens(self, model: Any) -> Tensor: ...
+
+
+@runtime_checkable
+class GridTask(Task, Protocol):
+    """A `Task` with an operand grid: what the neuron heuristics (classifier, maps, knockouts) need on top.
+
+    * ``lo``/``hi`` - the operand range (the grid's op1 x op2 square);
+    * ``prompts(model, op)`` - every prompt of the grid of ``op``: objects with ``a``, ``b``, ``result`` (ints),
+      ``tokens`` (tuple of ids), ``answer_tokens`` (tuple) and ``answer_token`` (the metric token);
+    * ``correct_prompts(model, op, *, seed=42, limit=None)`` - the prompts the model answers correctly (greedy), in a
+      seeded shuffled order.
+    """
+
+    lo: int
+    hi: int
+
+    def prompts(self, model: Any, op: str) -> list[Any]: ...
+
+    def correct_prompts(self, model: Any, op: str, *, seed: int = 42, limit: int | None = None) -> list[Any]: ...
+
+
+#: the members each pipeline reads from a task (`require` checks them and names the missing one)
+TASK_METHODS: dict[str, tuple[str, ...]] = {
+    "pairs": ("name", "pairs"),
+    "mean ablation": ("mean_ablation_tokens",),
+    "operators": ("name", "operators"),
+    "grid": ("name", "operators", "lo", "hi", "prompts"),
+    "knockout": ("name", "operators", "prompts", "correct_prompts"),
+}
+
+
+def require(task: Any, pipeline: str, *members: str) -> Any:
+    """Raise `TaskError` naming the first member of ``members`` that ``task`` lacks (``pipeline`` needs it)."""
+    missing = [m for m in members if not hasattr(task, m)]
+    if isinstance(task, str):
+        raise TaskError(f"{pipeline} needs a task object, not the string {task!r}; build one with "
+                        f"interp.tasks.parse_task({task!r})")
+    if missing:
+        raise TaskError(
+            f"{pipeline} needs the task method/attribute {missing[0]!r}, which {type(task).__name__} does not have"
+            f"{' (also missing: ' + ', '.join(missing[1:]) + ')' if missing[1:] else ''}; a task provides name, "
+            "operators, pairs(model, ...), mean_ablation_tokens(model) and, for the neuron heuristics, lo, hi, "
+            "prompts(model, op), correct_prompts(model, op) - see interp.tasks.Task/GridTask and docs/tasks.md, or "
+            "build one with interp.tasks.custom.PairsTask"
+        )
+    return task
 
 
 def get_tokenizer(model: Any) -> Any:
     tok = getattr(model, "tokenizer", None)
     if tok is None:
         raise TaskError(
-            "this model has no tokenizer, so text tasks cannot be built for it; "
-            "load it with a tokenizer (built-ins, HF directories and .gguf files all carry one)"
+            "this model has no tokenizer, so text prompts cannot be tokenized for it; give token ids instead "
+            "(PromptPairs.from_tokens, PairsTask with id lists, OperandTask rows with id lists) or load it with a "
+            "tokenizer (built-ins, HF directories and .gguf files all carry one)"
         )
     return tok
 
@@ -67,6 +142,17 @@ class PromptPairs:
     groups: tuple[str, ...] = ()
 
     def __post_init__(self) -> None:
+        for name in ("clean_tokens", "corrupt_tokens", "clean_answers", "corrupt_answers"):
+            x = getattr(self, name)
+            if not isinstance(x, Tensor):  # lists, tuples, numpy arrays of ids
+                try:
+                    x = torch.as_tensor(x)
+                except (TypeError, ValueError, RuntimeError) as e:
+                    raise ShapeError(f"{name} must be token ids (a tensor, array or list of ints); {e}") from None
+            if x.is_floating_point() or x.is_complex() or x.dtype == torch.bool:
+                raise ShapeError(f"{name} must be integer token ids; got dtype {x.dtype}")
+            object.__setattr__(self, name, x.long())
+        object.__setattr__(self, "position_labels", tuple(self.position_labels))
         c, k = self.clean_tokens, self.corrupt_tokens
         if c.ndim != 2 or k.ndim != 2:
             raise ShapeError(f"clean/corrupt tokens must be [batch pos]; got {tuple(c.shape)} and {tuple(k.shape)}")
@@ -82,6 +168,33 @@ class PromptPairs:
                 raise ShapeError(f"{name} must have shape ({c.shape[0]},); got {tuple(a.shape)}")
         if len(self.position_labels) != c.shape[1]:
             raise ShapeError(f"{len(self.position_labels)} position labels for {c.shape[1]} positions")
+
+    @classmethod
+    def from_text(cls, model: Any, clean: Sequence[str], corrupt: Sequence[str], answers: Any,
+                  corrupt_answers: Any = None, *, prepend_bos: bool | None = None,
+                  position_labels: Sequence[str] | None = None, name: str = "custom",
+                  groups: Sequence[str] | None = None, multi_token: str = "error") -> PromptPairs:
+        """Pairs from prompt texts, tokenized with the model's tokenizer (see `interp.tasks.build.pairs_from_text`).
+
+        ``answers``/``corrupt_answers``: strings (one token each, or ``multi_token="first"`` to use the first
+        token) or token ids, as a list, tuple, numpy array or tensor. ``corrupt_answers=None`` takes the model's
+        top-1 token on each corrupt prompt. ``prepend_bos=None`` follows the model (``cfg.default_prepend_bos``).
+        """
+        from interp.tasks.build import pairs_from_text
+
+        return pairs_from_text(model, clean, corrupt, answers, corrupt_answers, prepend_bos=prepend_bos,
+                               position_labels=position_labels, name=name, groups=groups, multi_token=multi_token)
+
+    @classmethod
+    def from_tokens(cls, model: Any, clean: Any, corrupt: Any, answers: Any, corrupt_answers: Any = None, *,
+                    position_labels: Sequence[str] | None = None, name: str = "custom",
+                    groups: Sequence[str] | None = None) -> PromptPairs:
+        """Pairs from token ids (lists of lists, arrays or ``[batch pos]`` tensors); works without a tokenizer.
+        Every id is checked against ``model.cfg.d_vocab`` before any forward pass."""
+        from interp.tasks.build import pairs_from_tokens
+
+        return pairs_from_tokens(model, clean, corrupt, answers, corrupt_answers, position_labels=position_labels,
+                                 name=name, groups=groups)
 
     @property
     def n(self) -> int:

@@ -62,6 +62,11 @@ class InductionTask:
     def name(self) -> str:
         return f"induction:{self.seq_len}:{self.n_prompts}"
 
+    @property
+    def operators(self) -> tuple[str, ...]:
+        """No operators (the task protocol's groups; `interp.tasks.Task`): pipelines pool every pair."""
+        return ()
+
     def _pool(self, model: Any) -> Tensor:
         n_ctx = int(getattr(model.cfg, "n_ctx", 0) or 0)
         length = int(self.prepend_bos) + 2 * self.seq_len

@@ -218,6 +218,11 @@ class IOITask:
             out.append((i, tuple(roles)))
         return out
 
+    @property
+    def operators(self) -> tuple[str, ...]:
+        """No operators (the task protocol's groups; `interp.tasks.Task`): pipelines pool every pair."""
+        return ()
+
     def prompts(self, model: Any) -> list[IOIPrompt]:
         """The clean prompts of the main token layout (cached per model)."""
         return self._build(model)[0]

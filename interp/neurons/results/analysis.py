@@ -62,6 +62,7 @@ class NeuronAnalysis(_Saved):
             "classifier": _plain(c.config),
             "grid_prompts": {op: oc.n_prompts for op, oc in c.ops.items()},
             "classification_seconds": {op: round(oc.seconds, 2) for op, oc in c.ops.items()},
+            "skipped_families": {op: dict(oc.skipped_families) for op, oc in c.ops.items()},
             "seconds": round(self.seconds, 2),
         }
 
@@ -71,7 +72,9 @@ class NeuronAnalysis(_Saved):
         for n in d["neurons"]:
             per_op[n["operator"]].append(ClassifiedNeuron.from_dict(n))
         secs = d.get("classification_seconds", {})
-        ops = {op: OperatorClassification(op, tuple(ns), int(d["grid_prompts"][op]), float(secs.get(op, 0.0)))
+        skipped = d.get("skipped_families") or {}
+        ops = {op: OperatorClassification(op, tuple(ns), int(d["grid_prompts"][op]), float(secs.get(op, 0.0)),
+                                          dict(skipped.get(op) or {}))
                for op, ns in per_op.items()}
         classification = NeuronClassification(d["model"], d["task"], dict(d["classifier"]), ops,
                                               float(sum(secs.values())))

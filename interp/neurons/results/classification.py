@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any, ClassVar
 
 from interp.neurons.results.base import _Saved
@@ -39,12 +39,17 @@ class ClassifiedNeuron:
 
 @dataclass(frozen=True)
 class OperatorClassification:
-    """The classified top neurons of one operator, over its full legal grid."""
+    """The classified top neurons of one operator, over its full legal grid.
+
+    ``skipped_families`` names each heuristic family (``op1_range``, ``result_mod``, ...) that had no valid
+    candidate on this grid, with the reason (on a small grid, e.g. 0-9, every operand range of the standard lengths
+    covers more than half of the prompts), so "no label" is never silent."""
 
     op: str
     neurons: tuple[ClassifiedNeuron, ...]
     n_prompts: int
     seconds: float = 0.0
+    skipped_families: dict[str, str] = field(default_factory=dict)
 
     @property
     def classified_fraction(self) -> float:
@@ -67,7 +72,7 @@ class OperatorClassification:
     @classmethod
     def from_dict(cls, d: Mapping[str, Any]) -> OperatorClassification:
         return cls(d["op"], tuple(ClassifiedNeuron.from_dict(n) for n in d["neurons"]), int(d["n_prompts"]),
-                   float(d.get("seconds", 0.0)))
+                   float(d.get("seconds", 0.0)), dict(d.get("skipped_families") or {}))
 
 
 @dataclass(frozen=True)
