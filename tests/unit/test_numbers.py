@@ -338,3 +338,34 @@ def test_attribution_search_rejects_zero_effect_heads(split_toy):
     assert not set(ZERO_HEADS) & set(c.heads)
     assert not {"L0H1", "L1H2"} & {row["added"] for row in c.curve}
     assert c.meta["reached_target"] and c.faithfulness == pytest.approx(1.0)
+
+
+# ------------------------------------------------------------------------------------------ classifier fidelity
+
+
+def test_code_rule_prefers_the_more_specific_pattern_on_equal_counts():
+    """A neuron whose KV map is 1 exactly on result 102: the value ties with wildcard patterns (..2, .0., 1.2, ...)
+    on the count of top prompts; the more specific one keeps its top-5 slot, as in the released code."""
+    from interp.neurons import ClassifierConfig, OperandGrid, classify_maps
+
+    g = OperandGrid.synthetic("+", lo=0, hi=99, max_result=999)
+    kv = (g.result == 102).astype(float)[:, None]
+    k = np.zeros_like(kv)
+    names = [h.name for h in classify_maps(g, k, kv, config=ClassifierConfig.code())[0]]
+    assert "result_value_102" in names
+
+
+def test_code_k_never_falls_below_the_minimum_prompt_count():
+    """On a 0..9 grid the code's (max_op // n)² · factor is 1 for n >= 6: with k = 1 every neuron matched every
+    large-modulus family at 1.00. Those heuristics are not scored."""
+    from interp.neurons import ClassifierConfig, HeuristicScorer, OperandGrid, classify_maps
+
+    g = OperandGrid.synthetic("+", lo=0, hi=9)
+    cfg = ClassifierConfig.code()
+    cands = HeuristicScorer(g, cfg).candidates
+    assert min(c.k for c in cands if c.report) >= cfg.min_prompts
+    assert not any(c.heuristic.name.startswith("both_operands_") and c.heuristic.name.endswith("mod9") for c in cands)
+    rng = np.random.default_rng(0)
+    found = classify_maps(g, rng.normal(size=(g.n, 20)), rng.normal(size=(g.n, 20)), config=cfg)
+    hits = [h.name for row in found for h in row if h.score == 1.0 and "mod" in h.name]
+    assert not any(n.startswith("both_operands") for n in hits)
