@@ -75,19 +75,19 @@ def _label(o: tuple[str, int, int | None]) -> str:
     return f"L{o[1]}H{o[2]}" if o[0] == "head" else f"MLP{o[1]}"
 
 
-def exact_zero_components(exact: ComponentEffects, *, rtol: float = 1e-7) -> set[tuple[str, int, int | None]]:
-    """Components whose exact patching effect is 0 at every position and seed (up to ``rtol`` times the largest
-    absolute effect of any component: float rounding), as ``(kind, layer, head)``."""
+def exact_zero_components(exact: ComponentEffects, *, atol: float = 1e-9) -> set[tuple[str, int, int | None]]:
+    """Components whose exact patching effect is 0 (``|effect| <= atol``) at every position and seed, as
+    ``(kind, layer, head)``. A patch that changes nothing gives exactly 0 for every metric; ``atol`` only absorbs
+    float64 rounding and is far below any effect that matters (never relative to the largest effect: IE effects
+    span many orders of magnitude on a confident model)."""
     hs, ms = np.abs(exact.heads_per_seed), np.abs(exact.mlps_per_seed)  # [seed layer pos head], [seed layer pos]
-    scale = float(np.nanmax([np.nanmax(hs, initial=0.0), np.nanmax(ms, initial=0.0)]))
-    tol = rtol * scale
     out: set[tuple[str, int, int | None]] = set()
-    h_zero = np.all(np.nan_to_num(hs, nan=np.inf) <= tol, axis=(0, 2))  # [layer head]
+    h_zero = np.all(np.nan_to_num(hs, nan=np.inf) <= atol, axis=(0, 2))  # [layer head]; NaN is never "zero"
     for i, lyr in enumerate(exact.heads.index["layer"]):
         for j, h in enumerate(exact.heads.index["head"]):
             if h_zero[i, j]:
                 out.add(("head", int(lyr), int(h)))
-    m_zero = np.all(np.nan_to_num(ms, nan=np.inf) <= tol, axis=(0, 2))
+    m_zero = np.all(np.nan_to_num(ms, nan=np.inf) <= atol, axis=(0, 2))
     for i, lyr in enumerate(exact.mlps.index["layer"]):
         if m_zero[i]:
             out.add(("mlp", int(lyr), None))
