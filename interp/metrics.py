@@ -1,10 +1,11 @@
 """Patching metrics, computed per prompt from last-position logits.
 
-Conventions: the *base* run is the one being patched; the *source* run provides the patched-in activations. ``r`` is always the *clean* prompt's answer and ``r2`` the *corrupt* prompt's, in both
-directions: with the default ``noising`` direction the base run is the clean prompt and the source run the corrupt
-one (Nikankin et al., methods.md §A.1); with ``denoising`` the base run is the corrupt prompt and the source run the
-clean one, the metric's orientation unchanged - TransformerLens's meaning (`transformer_lens.patching` with the same
-metric function gives the same numbers). docs/metrics.md has the sign of every metric in both directions.
+Conventions: the *base* run is the one being patched; the *source* run provides the patched-in activations. ``r``
+is always the *clean* prompt's answer and ``r2`` the *corrupt* prompt's, in both directions: with the default
+``noising`` direction the base run is the clean prompt and the source run the corrupt one (Nikankin et al.,
+methods.md §A.1); with ``denoising`` the base run is the corrupt prompt and the source run the clean one, the
+metric's orientation unchanged - TransformerLens's meaning (`transformer_lens.patching` with the same metric
+function gives the same numbers). docs/metrics.md has the sign of every metric in both directions.
 
 Every metric is computed in float64; probabilities come from a float64 log-softmax, and Eq. 1 is computed from
 log-probabilities (each ratio is ``exp(Δ log p) - 1``), so it stays finite when a probability underflows in float32.
@@ -27,8 +28,8 @@ from __future__ import annotations
 from collections.abc import Callable
 from dataclasses import dataclass
 
-from jaxtyping import Float, Int
 import torch
+from jaxtyping import Float, Int
 from torch import Tensor
 
 from interp.errors import unknown

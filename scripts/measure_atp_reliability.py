@@ -16,7 +16,6 @@ above 1% of the largest, and cells whose exact effect is 0 (|effect| <= 1e-9, as
 
 from __future__ import annotations
 
-import sys
 import time
 
 import numpy as np
@@ -53,14 +52,18 @@ def main() -> int:
             ex = component_effects(model, task, method="exact", **kw)
             rows.append(compare(f"toy-arith {op} heads, {metric}", atp.head_scores(), ex.head_scores()))
 
-    sys.path.insert(0, "tests")
-    from conftest import tiny_bridge
+    from transformer_lens import TransformerBridge, TransformerBridgeConfig
 
     from interp.patching import patch
     from interp.patching.attribution import attribution_patch
     from interp.tasks.base import PromptPairs
 
-    m = tiny_bridge()
+    # tests/conftest.py's tiny_bridge(): a random 3-layer LayerNorm/GELU bridge
+    m = TransformerBridge.boot_native(TransformerBridgeConfig(
+        d_model=32, d_head=8, n_heads=4, n_layers=3, d_mlp=64, d_vocab=50, n_ctx=12, act_fn="gelu",
+        normalization_type="LN", seed=0))
+    m.enable_compatibility_mode()
+    m.eval()
     with torch.no_grad():
         m.W_U.mul_(400.0)
     g = torch.Generator().manual_seed(0)

@@ -74,8 +74,8 @@ class FaithfulnessResult:
     ``per_prompt`` holds the ratios; ``nl_circuit``/``nl_empty``/``nl_full`` the normalized logits they come from.
     Prompts where the full and the fully-ablated model have the same NL, or where an NL has no value (a largest
     logit of 0, e.g. every logit 0 under zero ablation), have an undefined ratio (NaN) and are left out of the mean;
-    ``n_undefined`` counts them and ``undefined_reason`` says why. With no defined prompt ``faithfulness`` is NaN. ``ratio_of_means`` is a robust alternative, (mean NL(c) - mean NL(∅)) /
-    (mean NL(M) - mean NL(∅)).
+    ``n_undefined`` counts them and ``undefined_reason`` says why. With no defined prompt ``faithfulness`` is NaN.
+    ``ratio_of_means`` is a robust alternative, (mean NL(c) - mean NL(∅)) / (mean NL(M) - mean NL(∅)).
     """
 
     faithfulness: float
