@@ -7,8 +7,13 @@ the smallest prefix of the ranking whose faithfulness reaches the target (0.9 by
 faithfulness-versus-size curve is kept. Because faithfulness depends on what "ablated" means, the chosen circuit is
 re-scored under every ablation (``sensitivity``).
 
-Options: rank MLPs too (one joint ranking of heads and MLPs), rank with attribution patching (cheap) and verify it
-against exact patching (`interp.patching.attribution.agreement`), sweep only up to ``max_heads``.
+Options: rank MLPs too (one joint ranking of heads and MLPs), rank with attribution patching (cheap) - verified by
+exact patching, which rejects every ranked component whose exact effect is 0 and records the agreement
+(`interp.patching.attribution.agreement`) - and sweep only up to ``max_heads``.
+
+Undefined faithfulness (Eq. 2 divides by NL(M) - NL(∅), and NL(∅) has no value when zero ablation leaves all-zero
+logits) is never silent: the search raises `CircuitError` when its ablation is undefined on every evaluation prompt,
+and reports each sensitivity ablation's undefined count and reason in ``meta["undefined"]``.
 """
 
 from __future__ import annotations
@@ -146,8 +151,11 @@ def find_circuit(
     ``operator`` picks one operator's circuit (None pools every operator of the task). ``settings`` holds the
     ablation, ranking and evaluation options (`SearchSettings`; the paper's procedure by default); its fields may
     also be given as keyword ``options`` (``ablation="zero"``, ``target=0.8``, ``seeds=(42,)``, ...), which replace
-    those of ``settings``. With ``rank="attribution"`` and ``verify``, exact patching also runs and their agreement
-    is recorded in ``meta["agreement"]``. ``mean`` reuses a mean cache (`mean_cache`); ``effects`` reuses component
+    those of ``settings``. With ``rank="attribution"`` and ``verify`` (default), exact patching also runs: components
+    whose exact effect is 0 are dropped from the ranking (``meta["n_rejected"]``, ``meta["rejected"]``) and the
+    agreement is recorded in ``meta["agreement"]``. Raises `CircuitError` when faithfulness under ``ablation`` is
+    undefined on every evaluation prompt; a sensitivity ablation that is undefined is NaN with its reason and count in
+    ``meta["undefined"]``. ``mean`` reuses a mean cache (`mean_cache`); ``effects`` reuses component
     effects (then ``rank``, ``metric`` and ``seeds`` come from them).
     """
     t0 = time.time()
