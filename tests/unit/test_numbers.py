@@ -369,3 +369,4 @@ def test_code_k_never_falls_below_the_minimum_prompt_count():
     found = classify_maps(g, rng.normal(size=(g.n, 20)), rng.normal(size=(g.n, 20)), config=cfg)
     hits = [h.name for row in found for h in row if h.score == 1.0 and "mod" in h.name]
     assert not any(n.startswith("both_operands") for n in hits)
+
