@@ -1,8 +1,14 @@
 """Patching metrics, computed per prompt from last-position logits.
 
-Conventions: the *base* run is the one being patched and ``r`` its answer token; the *source* run provides the
-patched-in activations and ``r2`` is its answer token. With the default ``noising`` direction the base run is the
-clean prompt and the source run the corrupt one, as in Nikankin et al. (methods.md §A.1).
+Conventions: the *base* run is the one being patched; the *source* run provides the patched-in activations. ``r``
+is always the *clean* prompt's answer and ``r2`` the *corrupt* prompt's, in both directions: with the default
+``noising`` direction the base run is the clean prompt and the source run the corrupt one (Nikankin et al.,
+methods.md §A.1); with ``denoising`` the base run is the corrupt prompt and the source run the clean one, the
+metric's orientation unchanged - TransformerLens's meaning (`transformer_lens.patching` with the same metric
+function gives the same numbers). docs/metrics.md has the sign of every metric in both directions.
+
+Every metric is computed in float64; probabilities come from a float64 log-softmax, and Eq. 1 is computed from
+log-probabilities (each ratio is ``exp(Δ log p) - 1``), so it stays finite when a probability underflows in float32.
 
 ========================= ====================================================================================
 name                      per-prompt value of a patched run (logits ``L*``, probabilities ``P*``)
@@ -22,12 +28,14 @@ from __future__ import annotations
 from collections.abc import Callable
 from dataclasses import dataclass
 
+import torch
 from jaxtyping import Float, Int
 from torch import Tensor
 
 from interp.errors import unknown
 
-__all__ = ["METRICS", "MetricContext", "make_metric", "indirect_effect", "normalized_logit"]
+__all__ = ["METRICS", "MetricContext", "make_metric", "indirect_effect", "normalized_logit", "answer_log_probs",
+           "count_undefined", "NORMALIZED", "RAW_METRICS", "UNPATCHED_ZERO"]
 
 METRICS: tuple[str, ...] = (
     "ie",
@@ -39,11 +47,37 @@ METRICS: tuple[str, ...] = (
     "prob_norm",
 )
 
+# metrics whose value is the patched metric itself: their unpatched value is not 0, so an effect is the change from it
+RAW_METRICS: tuple[str, ...] = ("logit_diff", "prob")
+# metrics that are 0 on the unpatched base run by construction (the value *is* the change)
+UNPATCHED_ZERO: tuple[str, ...] = tuple(m for m in METRICS if m not in RAW_METRICS)
+# metrics scaled so that 1 = as in the source run
+NORMALIZED: tuple[str, ...] = ("logit_diff_norm", "prob_norm")
+
 PerPrompt = Callable[[Float[Tensor, "batch d_vocab"]], Float[Tensor, " batch"]]
 
 
 def _gather(x: Float[Tensor, "batch d_vocab"], idx: Int[Tensor, " batch"]) -> Float[Tensor, " batch"]:
     return x.gather(-1, idx[:, None])[:, 0]
+
+
+# rows per float64 log-softmax block: bounds the extra memory to _LSE_ROWS x d_vocab doubles
+_LSE_ROWS = 256
+
+
+def answer_log_probs(logits: Float[Tensor, "batch d_vocab"], *idx: Int[Tensor, " batch"]) -> list[Tensor]:
+    """``log softmax(logits)`` at the columns ``idx`` (one ``[batch]`` tensor each), in float64.
+
+    The log-sum-exp runs in float64 in blocks of rows, so a probability that underflows to 0 in float32 (or even in
+    float64) keeps a finite log. Differentiable.
+    """
+    cols = [logits.gather(-1, i[:, None].to(logits.device))[:, 0].double() for i in idx]
+    if logits.shape[0] <= _LSE_ROWS:
+        lse = torch.logsumexp(logits.double(), dim=-1)
+    else:
+        lse = torch.cat([torch.logsumexp(logits[s : s + _LSE_ROWS].double(), dim=-1)
+                         for s in range(0, logits.shape[0], _LSE_ROWS)])
+    return [c - lse for c in cols]
 
 
 def indirect_effect(
@@ -54,13 +88,27 @@ def indirect_effect(
     *,
     on_logits: bool = False,
 ) -> Float[Tensor, " batch"]:
-    """Eq. 1 of Nikankin et al. with its asymmetric denominators (the second divides by the *patched* value)."""
+    """Eq. 1 of Nikankin et al. with its asymmetric denominators (the second divides by the *patched* value).
+
+    On probabilities each ratio is ``exp(Δ log p) - 1`` with the log-probabilities from a float64 log-softmax
+    (`answer_log_probs`), so the value is finite wherever it is mathematically finite - also when the patched
+    answer's probability underflows to 0 in float32 (a confident model) - and it is ``+inf`` only where it exceeds
+    the float64 range (``Δ log p > 709``). On logits (``ie_logits``) the ratios are taken in float64; a logit of
+    exactly 0 in a denominator gives ``inf``/``NaN``. Returns float64; callers count non-finite values as
+    undefined (`count_undefined`).
+    """
     if on_logits:
-        p, q = base, patched
-    else:
-        p, q = base.softmax(-1), patched.softmax(-1)
-    p_r, p_r2, q_r, q_r2 = _gather(p, r), _gather(p, r2), _gather(q, r), _gather(q, r2)
-    return 0.5 * ((q_r2 - p_r2) / p_r2 + (p_r - q_r) / q_r)
+        p_r, p_r2 = _gather(base, r).double(), _gather(base, r2).double()
+        q_r, q_r2 = _gather(patched, r).double(), _gather(patched, r2).double()
+        return 0.5 * ((q_r2 - p_r2) / p_r2 + (p_r - q_r) / q_r)
+    lp_r, lp_r2 = answer_log_probs(base, r, r2)
+    lq_r, lq_r2 = answer_log_probs(patched, r, r2)
+    return 0.5 * (torch.expm1(lq_r2 - lp_r2) + torch.expm1(lp_r - lq_r))
+
+
+def count_undefined(values: Tensor) -> int:
+    """How many per-prompt metric values are not finite (NaN or ±inf): undefined, left out of every mean."""
+    return int((~torch.isfinite(values)).sum())
 
 
 def normalized_logit(logits: Float[Tensor, "batch d_vocab"], r: Int[Tensor, " batch"]) -> Float[Tensor, " batch"]:
@@ -91,7 +139,7 @@ def make_metric(name: str, ctx: MetricContext) -> PerPrompt:
     r, r2 = ctx.r, ctx.r2
 
     def ld(x: Tensor) -> Tensor:
-        return _gather(x, r) - _gather(x, r2)
+        return _gather(x, r).double() - _gather(x, r2).double()
 
     if name == "ie":
         return lambda x: indirect_effect(ctx.base_logits, x, r, r2)
@@ -106,10 +154,10 @@ def make_metric(name: str, ctx: MetricContext) -> PerPrompt:
         base, src = ld(ctx.base_logits), ld(ctx.source_logits)
         return lambda x: (ld(x) - base) / (src - base)
     if name == "prob":
-        return lambda x: _gather(x.softmax(-1), r)
+        return lambda x: answer_log_probs(x, r)[0].exp()
     # prob_norm
-    pb, ps = _gather(ctx.base_logits.softmax(-1), r), _gather(ctx.source_logits.softmax(-1), r)
-    return lambda x: (_gather(x.softmax(-1), r) - pb) / (ps - pb)
+    pb, ps = answer_log_probs(ctx.base_logits, r)[0].exp(), answer_log_probs(ctx.source_logits, r)[0].exp()
+    return lambda x: (answer_log_probs(x, r)[0].exp() - pb) / (ps - pb)
 
 
 def metric_unpatched_values(name: str, ctx: MetricContext) -> dict[str, float]:

@@ -223,11 +223,12 @@ def run_case(model: Any, pairs: Any, case: Case, *, max_memory: str) -> dict[str
     from interp.metrics import MetricContext, make_metric
     from interp.patching import patch
 
-    # TransformerLens's convention: run the corrupted prompt, patch clean activations in (interp: denoising)
+    # TransformerLens's convention: run the corrupted prompt, patch clean activations in (interp: denoising); the
+    # metric keeps its orientation (r = the clean answer)
     with torch.no_grad():
         base_logits = model(pairs.corrupt_tokens)[:, -1].float()
         src_logits = model(pairs.clean_tokens)[:, -1].float()
-    f = make_metric(case.metric, MetricContext(base_logits, src_logits, pairs.corrupt_answers, pairs.clean_answers))
+    f = make_metric(case.metric, MetricContext(base_logits, src_logits, pairs.clean_answers, pairs.corrupt_answers))
 
     def metric(logits: torch.Tensor) -> torch.Tensor:
         return f(logits[:, -1].float()).mean()

@@ -19,6 +19,7 @@ import numpy as np
 from interp._io import read_json, write_json_atomic
 from interp.errors import ShapeError, TaskError, unknown
 from interp.patching import PatchResult, patch
+from interp.patching.result import rank_order
 from interp.tasks.base import TASK_METHODS, require
 
 __all__ = ["ComponentEffects", "component_effects", "PAPER_SEEDS", "DEFAULT_SEEDS", "METHODS", "discovery_pairs"]
@@ -74,14 +75,16 @@ class ComponentEffects:
         return self.sign * self.mlps.effects[:, self._pos_mask(self.mlps)].mean(1)
 
     def head_ranking(self) -> list[tuple[int, int]]:
-        """Heads ``(layer, head)`` by position-averaged effect, largest first (ties: lower layer, head first)."""
+        """Heads ``(layer, head)`` by position-averaged effect, largest first (ties: lower layer, head first;
+        NaN scores last, with a warning)."""
         s = self.head_scores()
         layers, heads = self.heads.index["layer"], self.heads.index["head"]
-        order = np.argsort(-s.ravel(), kind="stable")
+        order = rank_order(s.ravel(), what="heads")
         return [(layers[i // s.shape[1]], heads[i % s.shape[1]]) for i in order]
 
     def ranking(self, *, include_mlps: bool = False) -> list[tuple[str, int, int | None, float]]:
-        """Components ``(kind, layer, head, score)`` by position-averaged effect; MLPs too when asked."""
+        """Components ``(kind, layer, head, score)`` by position-averaged effect; MLPs too when asked (NaN scores
+        last, with a warning)."""
         s = self.head_scores()
         layers, heads = self.heads.index["layer"], self.heads.index["head"]
         rows: list[tuple[str, int, int | None, float]] = [
@@ -90,8 +93,8 @@ class ComponentEffects:
         if include_mlps:
             m = self.mlp_scores()
             rows += [("mlp", self.mlps.index["layer"][i], None, float(m[i])) for i in range(len(m))]
-        order = sorted(range(len(rows)), key=lambda i: -rows[i][3])
-        return [rows[i] for i in order]
+        order = rank_order(np.array([r[3] for r in rows]), what="components")
+        return [rows[int(i)] for i in order]
 
     # ------------------------------------------------------------------------------------------- output
     def to_frame(self) -> Any:
@@ -183,7 +186,8 @@ def _combine(results: list[PatchResult], seeds: Sequence[int], method: str) -> t
         seconds=sum(r.seconds for r in results),
         stderr=np.sqrt((se**2).sum(0)) / len(results),
         baseline={k: float(np.mean([r.baseline.get(k, np.nan) for r in results])) for k in r0.baseline},
-        meta={"seeds": list(seeds), "method": method},
+        meta={"seeds": list(seeds), "method": method,
+              "n_undefined_total": sum(int(r.meta.get("n_undefined_total", 0)) for r in results)},
     )
     return combined, per_seed
 

@@ -26,7 +26,7 @@ from interp.circuits.ablation import CircuitError, Hook, ablation_hooks, check_a
 from interp.errors import ShapeError
 from interp.metrics import normalized_logit
 
-__all__ = ["FaithfulnessEvaluator", "FaithfulnessResult", "faithfulness", "faithfulness_score"]
+__all__ = ["FaithfulnessEvaluator", "FaithfulnessResult", "faithfulness", "faithfulness_score", "undefined_reason"]
 
 
 # ------------------------------------------------------------------------------------------------ faithfulness
@@ -37,11 +37,34 @@ def faithfulness_score(
     nl_empty: Float[Tensor, " batch"] | np.ndarray,
     nl_full: Float[Tensor, " batch"] | np.ndarray,
 ) -> np.ndarray:
-    """Per-prompt faithfulness ratios ``(NL(c) - NL(∅)) / (NL(M) - NL(∅))`` (NaN where NL(M) == NL(∅))."""
+    """Per-prompt faithfulness ratios ``(NL(c) - NL(∅)) / (NL(M) - NL(∅))``: NaN (undefined) where NL(M) == NL(∅)
+    or where any of the three NL values is not finite (a largest logit of 0 makes NL 0/0)."""
     c, e, f = (np.asarray(torch.as_tensor(x).double().cpu(), dtype=np.float64) for x in (nl_circuit, nl_empty, nl_full))
     den = f - e
-    with np.errstate(divide="ignore", invalid="ignore"):
-        return np.where(den != 0, (c - e) / np.where(den != 0, den, 1.0), np.nan)
+    ok = (den != 0) & np.isfinite(c) & np.isfinite(e) & np.isfinite(f)
+    with np.errstate(divide="ignore", invalid="ignore", over="ignore"):
+        out = np.where(ok, (c - e) / np.where(ok, den, 1.0), np.nan)
+    return np.where(np.isfinite(out), out, np.nan)
+
+
+def undefined_reason(nl_circuit: np.ndarray, nl_empty: np.ndarray, nl_full: np.ndarray, ablation: str) -> str:
+    """Why per-prompt faithfulness is undefined, with counts ('' when it is defined on every prompt)."""
+    c, e, f = (np.asarray(x, dtype=np.float64) for x in (nl_circuit, nl_empty, nl_full))
+    n = len(e)
+    parts = []
+    bad_e, bad_f, bad_c = ~np.isfinite(e), ~np.isfinite(f), ~np.isfinite(c)
+    if bad_e.any():
+        parts.append(f"NL(∅) is undefined on {int(bad_e.sum())} of {n} prompts (with every head and MLP "
+                     f"{ablation}-ablated the largest logit is 0 or not finite, so logit(r) / max logit has no value)")
+    if bad_f.any():
+        parts.append(f"NL(M) is undefined on {int(bad_f.sum())} of {n} prompts (the model's largest logit is 0)")
+    same = np.isfinite(e) & np.isfinite(f) & (f == e)
+    if same.any():
+        parts.append(f"NL(M) == NL(∅) on {int(same.sum())} of {n} prompts (ablating everything changes nothing, "
+                     "so Eq. 2 divides by 0)")
+    if (bad_c & ~bad_e & ~bad_f).any():
+        parts.append(f"NL(circuit) is undefined on {int((bad_c & ~bad_e & ~bad_f).sum())} of {n} prompts")
+    return "; ".join(parts)
 
 
 @dataclass(frozen=True)
@@ -49,9 +72,10 @@ class FaithfulnessResult:
     """Faithfulness of one circuit: the paper's mean of per-prompt ratios, with the per-prompt values kept.
 
     ``per_prompt`` holds the ratios; ``nl_circuit``/``nl_empty``/``nl_full`` the normalized logits they come from.
-    Prompts where the full and the fully-ablated model have the same NL have an undefined ratio (NaN) and are left
-    out of the mean (``n_undefined``). ``ratio_of_means`` is a robust alternative, (mean NL(c) - mean NL(∅)) /
-    (mean NL(M) - mean NL(∅)).
+    Prompts where the full and the fully-ablated model have the same NL, or where an NL has no value (a largest
+    logit of 0, e.g. every logit 0 under zero ablation), have an undefined ratio (NaN) and are left out of the mean;
+    ``n_undefined`` counts them and ``undefined_reason`` says why. With no defined prompt ``faithfulness`` is NaN.
+    ``ratio_of_means`` is a robust alternative, (mean NL(c) - mean NL(∅)) / (mean NL(M) - mean NL(∅)).
     """
 
     faithfulness: float
@@ -63,6 +87,11 @@ class FaithfulnessResult:
     n_heads: int
     n_mlps: int
     n_neurons: int | None = None
+
+    @property
+    def undefined_reason(self) -> str:
+        """Why some per-prompt ratios are undefined, with counts ('' when every prompt is defined)."""
+        return undefined_reason(self.nl_circuit, self.nl_empty, self.nl_full, self.ablation)
 
     @property
     def n_prompts(self) -> int:
@@ -90,6 +119,7 @@ class FaithfulnessResult:
             "ablation": self.ablation,
             "n_prompts": self.n_prompts,
             "n_undefined": self.n_undefined,
+            "undefined_reason": self.undefined_reason,
             "n_heads": self.n_heads,
             "n_mlps": self.n_mlps,
             "n_neurons": self.n_neurons,
@@ -153,6 +183,28 @@ class FaithfulnessEvaluator:
         self.all_mlps = list(range(n_layers))
         self.nl_full = self._nl([])
         self.nl_empty = self.nl(keep_heads=(), keep_mlps=())
+
+    @property
+    def n_undefined(self) -> int:
+        """Prompts whose faithfulness is undefined for every circuit (NL(∅) or NL(M) without a value, or equal)."""
+        e, f = self.nl_empty.numpy(), self.nl_full.numpy()
+        return int((~np.isfinite(e) | ~np.isfinite(f) | (e == f)).sum())
+
+    @property
+    def undefined_reason(self) -> str:
+        """Why faithfulness is undefined on some prompts for every circuit ('' when defined on all)."""
+        e = self.nl_empty.numpy()
+        return undefined_reason(np.zeros_like(e), e, self.nl_full.numpy(), self.ablation)
+
+    def check_defined(self) -> None:
+        """Raise `CircuitError` when faithfulness is undefined on every evaluation prompt under this ablation."""
+        n = int(self.tokens.shape[0])
+        if self.n_undefined == n:
+            alt = " or ".join(repr(a) for a in ("mean", "resample") if a != self.ablation)
+            raise CircuitError(
+                f"faithfulness (Eq. 2) is undefined on all {n} evaluation prompts with ablation={self.ablation!r}: "
+                f"{self.undefined_reason}; use ablation={alt}"
+            )
 
     @torch.inference_mode()
     def _nl(self, hooks_for: Callable[[slice], list[Hook]] | list) -> Tensor:

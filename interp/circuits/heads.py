@@ -88,9 +88,11 @@ class HeadScores:
         return self.scores[self.kinds.index(kind)]
 
     def top(self, kind: str, k: int = 5) -> list[tuple[str, float]]:
-        """The ``k`` highest-scoring heads of ``kind`` as ``("L5H1", score)``."""
+        """The ``k`` highest-scoring heads of ``kind`` as ``("L5H1", score)`` (NaN scores last, with a warning)."""
+        from interp.patching.result import rank_order
+
         s = self.of(kind)
-        order = np.argsort(-s.reshape(-1), kind="stable")[:k]
+        order = rank_order(s.reshape(-1), what=f"{kind} head scores")[:k]
         return [(f"L{int(f) // s.shape[1]}H{int(f) % s.shape[1]}", float(s.reshape(-1)[f])) for f in order]
 
     def classify(self, thresholds: dict[str, float] | float | None = None) -> dict[str, list[tuple[int, int]]]:

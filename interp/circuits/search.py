@@ -7,8 +7,13 @@ the smallest prefix of the ranking whose faithfulness reaches the target (0.9 by
 faithfulness-versus-size curve is kept. Because faithfulness depends on what "ablated" means, the chosen circuit is
 re-scored under every ablation (``sensitivity``).
 
-Options: rank MLPs too (one joint ranking of heads and MLPs), rank with attribution patching (cheap) and verify it
-against exact patching (`interp.patching.attribution.agreement`), sweep only up to ``max_heads``.
+Options: rank MLPs too (one joint ranking of heads and MLPs), rank with attribution patching (cheap) - verified by
+exact patching, which rejects every ranked component whose exact effect is 0 and records the agreement
+(`interp.patching.attribution.agreement`) - and sweep only up to ``max_heads``.
+
+Undefined faithfulness (Eq. 2 divides by NL(M) - NL(∅), and NL(∅) has no value when zero ablation leaves all-zero
+logits) is never silent: the search raises `CircuitError` when its ablation is undefined on every evaluation prompt,
+and reports each sensitivity ablation's undefined count and reason in ``meta["undefined"]``.
 """
 
 from __future__ import annotations
@@ -29,7 +34,8 @@ from interp.circuits.faithfulness import FaithfulnessEvaluator
 from interp.circuits.settings import SearchSettings, check_target
 from interp.tasks.base import TASK_METHODS, PromptPairs, require
 
-__all__ = ["find_circuit", "find_circuits", "evaluation_pairs", "sweep", "RANKS", "SearchSettings", "check_target"]
+__all__ = ["find_circuit", "find_circuits", "evaluation_pairs", "sweep", "RANKS", "SearchSettings", "check_target",
+           "exact_zero_components"]
 
 log = logging.getLogger(__name__)
 
@@ -70,6 +76,30 @@ def evaluation_pairs(
         raise CircuitError(f"the task's evaluation prompts overlap its discovery prompts ({sorted(overlap)[:3]}); "
                            "faithfulness must be scored on held-out prompts: a task's pairs(split='evaluation') "
                            "must be disjoint from split='discovery' (PairsTask: give each clean prompt once)")
+    return out
+
+
+def _label(o: tuple[str, int, int | None]) -> str:
+    return f"L{o[1]}H{o[2]}" if o[0] == "head" else f"MLP{o[1]}"
+
+
+def exact_zero_components(exact: ComponentEffects, *, atol: float = 1e-5) -> set[tuple[str, int, int | None]]:
+    """Components whose exact patching effect is 0 (``|effect| <= atol``) at every position and seed, as
+    ``(kind, layer, head)``. A patch that changes nothing moves the metric only by float32 rounding of the
+    recomputed logits (measured: up to ~1e-7 for a head with W_O = 0); ``atol`` absorbs that and is far below any
+    effect that matters. It is absolute, never relative to the largest effect: IE effects span many orders of
+    magnitude on a confident model (10⁶ on toy-arith)."""
+    hs, ms = np.abs(exact.heads_per_seed), np.abs(exact.mlps_per_seed)  # [seed layer pos head], [seed layer pos]
+    out: set[tuple[str, int, int | None]] = set()
+    h_zero = np.all(np.nan_to_num(hs, nan=np.inf) <= atol, axis=(0, 2))  # [layer head]; NaN is never "zero"
+    for i, lyr in enumerate(exact.heads.index["layer"]):
+        for j, h in enumerate(exact.heads.index["head"]):
+            if h_zero[i, j]:
+                out.add(("head", int(lyr), int(h)))
+    m_zero = np.all(np.nan_to_num(ms, nan=np.inf) <= atol, axis=(0, 2))
+    for i, lyr in enumerate(exact.mlps.index["layer"]):
+        if m_zero[i]:
+            out.add(("mlp", int(lyr), None))
     return out
 
 
@@ -125,8 +155,11 @@ def find_circuit(
     ``operator`` picks one operator's circuit (None pools every operator of the task). ``settings`` holds the
     ablation, ranking and evaluation options (`SearchSettings`; the paper's procedure by default); its fields may
     also be given as keyword ``options`` (``ablation="zero"``, ``target=0.8``, ``seeds=(42,)``, ...), which replace
-    those of ``settings``. With ``rank="attribution"`` and ``verify``, exact patching also runs and their agreement
-    is recorded in ``meta["agreement"]``. ``mean`` reuses a mean cache (`mean_cache`); ``effects`` reuses component
+    those of ``settings``. With ``rank="attribution"`` and ``verify`` (default), exact patching also runs: components
+    whose exact effect is 0 are dropped from the ranking (``meta["n_rejected"]``, ``meta["rejected"]``) and the
+    agreement is recorded in ``meta["agreement"]``. Raises `CircuitError` when faithfulness under ``ablation`` is
+    undefined on every evaluation prompt; a sensitivity ablation that is undefined is NaN with its reason and count in
+    ``meta["undefined"]``. ``mean`` reuses a mean cache (`mean_cache`); ``effects`` reuses component
     effects (then ``rank``, ``metric`` and ``seeds`` come from them).
     """
     t0 = time.time()
@@ -143,6 +176,20 @@ def find_circuit(
     # held-out evaluation prompts first: fails fast on an empty or impossible evaluation set
     ev_pairs = evaluation_pairs(model, task, operator=operator, n_eval=n_eval, n_discovery=n_per_op,
                                 seed=eval_seed, corrupt_from=corrupt_from)
+    if mean is None and (ablation == "mean" or "mean" in sensitivity):
+        mean = mean_cache(model, task, operand_max=st.operand_max, seq_len=ev_pairs.seq_len)
+    evaluators: dict[str, FaithfulnessEvaluator] = {}
+
+    def evaluator(abl: str) -> FaithfulnessEvaluator:
+        if abl not in evaluators:
+            evaluators[abl] = FaithfulnessEvaluator(
+                model, ev_pairs.clean_tokens, ev_pairs.clean_answers, ablation=abl, mean=mean,
+                resample_tokens=ev_pairs.corrupt_tokens,
+            )
+        return evaluators[abl]
+
+    evaluator(ablation).check_defined()  # fails fast, before any patching, when Eq. 2 has no value at all
+
     if effects is None:
         effects = component_effects(model, task, operator=operator, seeds=st.seeds, n_per_op=n_per_op, method=rank,
                                     metric=st.metric, corrupt_from=corrupt_from, progress=progress,
@@ -153,6 +200,25 @@ def find_circuit(
     order = [(k, l, h) for k, l, h, _ in effects.ranking(include_mlps=rank_mlps)]
     if not rank_mlps:
         order = [o for o in order if o[0] == "head"]
+
+    exact: ComponentEffects | None = None
+    rejected: list[tuple[str, int, int | None]] = []
+    if rank == "attribution" and st.verify:
+        # AtP is a first-order estimate: it can rank a component whose exact effect is 0 (IE is far from linear,
+        # a saturated softmax has ~0 gradient). Exact patching checks every ranked component; those whose exact
+        # effect is 0 at every position and seed are never added to the circuit.
+        exact = component_effects(model, task, operator=operator, seeds=effects.seeds, n_per_op=n_per_op,
+                                  method="exact", metric=effects.heads.metric, corrupt_from=corrupt_from,
+                                  progress=progress, model_name=model_name)
+        zero = exact_zero_components(exact)
+        rejected = [o for o in order if o in zero]
+        if rejected:
+            log.info("exact patching rejected %d of %d components ranked by attribution (exact effect 0): %s",
+                     len(rejected), len(order), ", ".join(_label(o) for o in rejected[:10]))
+        order = [o for o in order if o not in zero]
+    elif rank == "attribution":
+        log.warning("rank='attribution' with verify=False: the ranking is AtP's first-order estimate, unchecked by "
+                    "exact patching; components with no exact effect may enter the circuit")
     if max_heads is not None:
         cut, n_h = [], 0
         for o in order:
@@ -163,31 +229,32 @@ def find_circuit(
             cut.append(o)
         order = cut
 
-    if mean is None and (ablation == "mean" or "mean" in sensitivity):
-        mean = mean_cache(model, task, operand_max=st.operand_max, seq_len=ev_pairs.seq_len)
-    evaluators = {}
-
-    def evaluator(abl: str) -> FaithfulnessEvaluator:
-        if abl not in evaluators:
-            evaluators[abl] = FaithfulnessEvaluator(
-                model, ev_pairs.clean_tokens, ev_pairs.clean_answers, ablation=abl, mean=mean,
-                resample_tokens=ev_pairs.corrupt_tokens,
-            )
-        return evaluators[abl]
-
     base_mlps = [] if rank_mlps else list(range(n_layers))
     curve = sweep(evaluator(ablation), order, base_mlps=base_mlps, target=target, stop_at_target=not st.full_curve)
-    chosen = next((i for i, row in enumerate(curve) if row["faithfulness"] >= target), None)
+    values = [row["faithfulness"] for row in curve]
+    chosen = next((i for i, v in enumerate(values) if v >= target), None)
     reached = chosen is not None
     if chosen is None:
-        chosen = int(np.nanargmax([row["faithfulness"] for row in curve]))
+        if all(np.isnan(v) for v in values):
+            raise CircuitError(f"faithfulness with ablation={ablation!r} is undefined for every swept circuit: "
+                               f"{evaluator(ablation).undefined_reason or 'NL(circuit) has no value'}")
+        chosen = int(np.nanargmax(values))
         log.warning("no swept circuit reaches faithfulness %.2f; keeping the most faithful one (%.3f)", target,
                     curve[chosen]["faithfulness"])
     kept = order[:chosen]
     heads = tuple((l, int(h)) for k, l, h in kept if k == "head")  # type: ignore[arg-type]
     mlps = tuple(sorted(set(base_mlps) | {l for k, l, _ in kept if k == "mlp"}))
     result = evaluator(ablation).score(keep_heads=heads, keep_mlps=mlps)
-    sens = {a: evaluator(a).score(keep_heads=heads, keep_mlps=mlps).faithfulness for a in sensitivity}
+    sens: dict[str, float] = {}
+    undefined: dict[str, dict[str, Any]] = {}
+    for a in sensitivity:
+        r = result if a == ablation else evaluator(a).score(keep_heads=heads, keep_mlps=mlps)
+        sens[a] = r.faithfulness
+        if r.n_undefined:
+            undefined[a] = {"n_undefined": r.n_undefined, "n_prompts": r.n_prompts, "reason": r.undefined_reason}
+            log.warning("faithfulness with ablation=%r is undefined on %d of %d prompts%s: %s", a, r.n_undefined,
+                        r.n_prompts, " (reported as NaN)" if r.n_undefined == r.n_prompts else " (left out)",
+                        r.undefined_reason)
     sens[ablation] = result.faithfulness
 
     meta: dict[str, Any] = {
@@ -202,17 +269,19 @@ def find_circuit(
         "faithfulness_stderr": result.stderr,
         "faithfulness_ratio_of_means": result.ratio_of_means,
         "n_undefined_prompts": result.n_undefined,
+        "undefined": undefined,
         "ranking": [[k, l, h, s] for k, l, h, s in effects.ranking(include_mlps=True)],
         "head_scores": effects.head_scores().tolist(),
         "mlp_scores": effects.mlp_scores().tolist(),
         "rank_positions": list(effects.rank_positions),
     }
-    if rank == "attribution" and st.verify:
+    if rank == "attribution":
+        meta["verified"] = exact is not None
+        meta["n_rejected"] = len(rejected) if exact is not None else None
+        meta["rejected"] = [_label(o) for o in rejected]
+    if exact is not None:
         from interp.patching.attribution import agreement
 
-        exact = component_effects(model, task, operator=operator, seeds=effects.seeds, n_per_op=n_per_op,
-                                  method="exact", metric=effects.heads.metric, corrupt_from=corrupt_from,
-                                  progress=progress, model_name=model_name)
         k_h = max(1, min(len(heads) or 5, n_layers * n_heads))
         meta["agreement"] = {
             "heads": agreement(effects.heads, exact.heads, k=k_h).to_dict(),

@@ -34,7 +34,8 @@ class SearchSettings:
     Ablation: ``ablation`` removes the components outside the circuit (``mean``, ``zero``, ``resample``);
     ``sensitivity`` lists the ablations the chosen circuit is re-scored under; ``operand_max`` bounds the operand
     grid of the mean cache. Ranking: ``rank`` is ``exact`` or ``attribution`` patching (``verify`` then also runs
-    exact patching and records their agreement); ``rank_mlps`` ranks MLPs with heads instead of keeping them all;
+    exact patching, rejects components whose exact effect is 0 and records their agreement); ``rank_mlps`` ranks
+    MLPs with heads instead of keeping them all;
     ``metric`` is the patching metric (default the indirect effect, Eq. 1); ``seeds`` the corrupt-prompt seeds;
     ``n_per_op`` discovery prompts per operator; ``corrupt_from`` where corrupt prompts come from. Evaluation:
     ``target`` faithfulness in (0, 1]; ``n_eval`` held-out prompts per operator, drawn with ``eval_seed``;

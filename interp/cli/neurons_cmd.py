@@ -57,6 +57,9 @@ def register(sub: Any, name: str) -> None:
     p.add_argument("--per-layer", type=_ints, default=None,
                    help="prompt-knockout curve: neurons zeroed per layer (default 0,1,2,3,5,8,... up to k/2)")
     p.add_argument("--n-random", type=int, default=3, help="random draws averaged for the random control")
+    p.add_argument("--random-pool", default="top", choices=("top", "layer", "active"),
+                   help="where the random control's neurons come from: the layer's classified top neurons (paper), "
+                        "every neuron of the layer, or the layer's neurons active on the knockout prompts")
     p.add_argument("--out", "-o", required=True, help="output JSON path (neurons.json)")
     p.add_argument("--plot", default=None, help="also write the knockout curves and class bars as an HTML file")
     p.set_defaults(func=run)
@@ -74,6 +77,7 @@ def run(args: argparse.Namespace) -> int:
         model, task, top_k=args.top_k, top_frac=args.top_frac, config=config, method=args.method,
         n_per_op=args.n_per_op, seed=args.seed, layers=args.layers, per_layer=args.per_layer,
         min_neurons=args.min_neurons, knockout_prompts=args.knockout_prompts, n_random=args.n_random,
+        random_pool=args.random_pool,
         budget_mb=args.budget_mb, model_name=args.model, progress=progress_enabled(),
     )
     res.save(args.out)

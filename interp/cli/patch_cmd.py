@@ -88,11 +88,10 @@ def _print_top(res: object, k: int = 5) -> None:
 
     assert isinstance(res, PatchResult)
     base = res.baseline.get("base")
-    if res.metric in _RAW_METRICS and base is not None:
-        shifted = PatchResult(**{**res.__dict__, "effects": res.effects - base})
+    if res.metric in _RAW_METRICS and base is not None:  # PatchResult.top ranks these by the shift already
         print(f"  largest shifts from the unpatched {res.metric} {base:+.4f}:")
-        for label, v in shifted.top(k):
-            print(f"  {label:<24} {base + v:+.4f}  ({v:+.4f})")
+        for label, v in res.top(k):
+            print(f"  {label:<24} {v:+.4f}  ({v - base:+.4f})")
         return
     for label, v in res.top(k):
         print(f"  {label:<24} {v:+.4f}")

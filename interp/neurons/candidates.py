@@ -46,7 +46,8 @@ class ClassifierConfig:
     """Settings of the classifier; see the module docstring for ``grid`` and ``k_rule``.
 
     ``also_bottom=None`` decides from the model: on for gated MLPs and activations that go far below zero
-    (SiLU/SwiGLU), off for GELU/ReLU. ``ClassifierConfig.code()`` reproduces the released code.
+    (SiLU/SwiGLU), off for GELU/ReLU. ``ClassifierConfig.code()`` takes the released code's grid and k constants;
+    see `code` for where it departs from that code.
     """
 
     threshold: float = 0.6
@@ -74,7 +75,16 @@ class ClassifierConfig:
 
     @classmethod
     def code(cls, **overrides: Any) -> ClassifierConfig:
-        """The released code's grid and k constants."""
+        """The released code's grid and k constants, with three deliberate departures (docs/neurons.md):
+
+        * operand ranges: the code caches the range ``k`` without the operand, so op2's ranges reuse op1's count
+          (on the − grid ``op2_range_0_10`` is scored with k=55 instead of 955); here ``k = |P_H|`` per operand;
+        * × zero cancellation clears every result ``0 mod n`` heuristic and every pattern made only of 0s and
+          wildcards, and ÷ drops every multi-value set containing 0: both broader than the code's explicit lists;
+        * a heuristic whose code ``k`` falls below ``min_prompts`` is not scored (on small grids the code's
+          ``(max_op // n)² · factor`` reaches 1, and every neuron would match every large-modulus family at 1.00).
+
+        Count ties among patterns go to the more specific pattern, as in the code."""
         return cls(**{"grid": "code", "k_rule": "code", **overrides})
 
     def resolve_bottom(self, model: Any | None) -> bool:
@@ -265,6 +275,8 @@ def _build_candidates(grid: OperandGrid, cfg: ClassifierConfig, bottom: bool,
             return
         k = k_code if (code_k and k_code is not None) else len(members)
         k = min(int(k), grid.n)
+        # the code's k constants shrink with the grid ((max_op // n)² · factor is 1 on a 0..9 grid); with k below
+        # the minimum prompt count a neuron's single top prompt would "match" every heuristic holding on it
         if k < 1 or (report and k < cfg.min_prompts):
             st["small_k"] += 1
             return

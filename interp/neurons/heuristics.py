@@ -163,14 +163,20 @@ class HeuristicScorer:
         return scores
 
     def _keep_top_patterns(self, scores: np.ndarray) -> None:
-        """Code k-rule: per target keep the ``max_patterns`` most frequent patterns occurring >= k/10 times."""
+        """Code k-rule: per target keep the ``max_patterns`` most frequent patterns occurring >= k/10 times.
+
+        Equal counts go to the more specific pattern (more fixed digits; a value before any wildcard pattern), as in
+        the released code, so ``result_value_102`` keeps its slot against an equally frequent ``result_pattern_..2``.
+        """
         for target in ("op1", "op2", "result"):
             idx = np.array([i for i, c in enumerate(self.candidates) if c.group == target], dtype=np.int64)
             if len(idx) == 0:
                 continue
             k = self.candidates[idx[0]].k
+            fixed = np.array([sum(ch != "." for ch in str(self.candidates[i].heuristic.params[0])) for i in idx])
+            by_spec = np.argsort(-fixed, kind="stable")  # most specific first; ties keep candidate order
             sub = scores[:, idx]
-            order = np.argsort(-sub, axis=1, kind="stable")[:, : self.config.max_patterns]
+            order = by_spec[np.argsort(-sub[:, by_spec], axis=1, kind="stable")][:, : self.config.max_patterns]
             keep = np.zeros_like(sub, dtype=bool)
             np.put_along_axis(keep, order, True, axis=1)
             keep &= sub * k >= k // 10

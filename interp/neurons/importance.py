@@ -22,6 +22,7 @@ import numpy as np
 from interp.errors import unknown
 from interp.neurons._common import NeuronError, check_hook_post, check_neurons, check_operator
 from interp.neurons.results import FaithfulnessCurve, ImportanceCheck, NeuronImportance
+from interp.patching.result import rank_order
 from interp.sites import resolve_layers
 from interp.tasks.base import TASK_METHODS, require
 
@@ -183,7 +184,7 @@ def faithfulness_curve(
             heads = list(keep_heads)
         sub = pairs[op]
         ev = FaithfulnessEvaluator(model, sub.clean_tokens, sub.clean_answers, ablation=ablation, mean=mean)
-        order = {l: np.argsort(-imp.score[imp.layers.index(l)], kind="stable") for l in layer_list}
+        order = {l: rank_order(imp.score[imp.layers.index(l)], what=f"L{l} neuron scores") for l in layer_list}
         full = [l for l in range(n_layers) if l not in layer_list]
         values[op] = [
             ev.score(keep_heads=heads, keep_mlps=full,

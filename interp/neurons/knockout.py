@@ -48,9 +48,14 @@ __all__ = [
     "prompt_knockout",
     "failure_analysis",
     "RANK_BY",
+    "RANDOM_POOLS",
+    "random_pools",
 ]
 
 RANK_BY = ("count", "score")
+# where the random control's neurons come from: the classified top neurons of the same layer (the paper's), every
+# neuron of the same layer, or the neurons of the same layer active (post-activation > 0) on the knockout prompts
+RANDOM_POOLS = ("top", "layer", "active")
 DEFAULT_PER_LAYER = (0, 1, 2, 3, 5, 8, 10, 15, 20, 25, 30, 40, 50)
 
 
@@ -253,16 +258,19 @@ def prompt_knockout(
     prompts: Sequence[Any] | None = None,
     rank_by: str = "count",
     n_random: int = 3,
-    random_pool: Mapping[int, Sequence[int]] | None = None,
+    random_pool: str | Mapping[int, Sequence[int]] = "top",
     seed: int = 0,
 ) -> PromptKnockout:
     """Fig. 8: accuracy after zeroing each prompt's top-L associated heuristic neurons per layer, and after zeroing
     as many random neurons from the same layers' classified top neurons, for each L in ``per_layer``.
 
     ``prompts`` default to ``n_prompts`` correct prompts held out from the discovery ones; the random control is
-    averaged over ``n_random`` seeded draws from ``random_pool`` (default: the classified top neurons of each layer,
-    as in the paper). When L approaches the pool size the pool minus the ablated neurons can hold fewer than L
-    neurons; ``mean_random_ablated`` records how many were actually zeroed.
+    averaged over ``n_random`` seeded draws from ``random_pool`` (`RANDOM_POOLS`): ``"top"`` the classified top
+    neurons of the same layer (default, the paper's), ``"layer"`` every neuron of the same layer, ``"active"`` the
+    same layer's neurons whose activation is > 0 at the last position of some knockout prompt; or an explicit
+    ``{layer: neurons}``. The result records the pool (``random_pool``) and its size per layer (``pool_sizes``).
+    When L approaches the pool size the pool minus the ablated neurons can hold fewer than L neurons;
+    ``mean_random_ablated`` records how many were actually zeroed.
     """
     if rank_by not in RANK_BY:
         raise NeuronError(f"rank_by must be one of {RANK_BY}; got {rank_by!r}")
@@ -276,7 +284,7 @@ def prompt_knockout(
         raise TaskError(f"no correct {op!r} prompts to knock out")
     a, b, r, toks, ans = _arrays(prompts)
     assoc = _association(oc, a, b, r, rank_by)
-    pools = oc.top_neurons() if random_pool is None else check_neurons(model, random_pool)
+    pools, pool_name = random_pools(model, oc, random_pool, toks)
     rng = random.Random(seed)
     draws = max(1, n_random)
     # one batched pass: for each L, the heuristic rows then ``draws`` random rows, each prompt with its own set
@@ -304,7 +312,32 @@ def prompt_knockout(
     n_random_ablated = sizes[:, 1:].mean((-1, -2)).tolist()
     return PromptKnockout(op=op, per_layer=per_layer, heuristic_accuracy=heur_acc, random_accuracy=rand_acc,
                           mean_ablated=n_ablated, mean_random_ablated=n_random_ablated, n_prompts=len(prompts),
-                          rank_by=rank_by)
+                          rank_by=rank_by, random_pool=pool_name,
+                          pool_sizes={str(k): len(v) for k, v in sorted(pools.items())})
+
+
+def random_pools(model: Any, oc: OperatorClassification, pool: str | Mapping[int, Sequence[int]], tokens: Tensor,
+                 ) -> tuple[dict[int, list[int]], str]:
+    """``({layer: neurons the random control draws from}, pool name)`` for the layers of ``oc``'s top neurons."""
+    layers = sorted(oc.top_neurons())
+    if isinstance(pool, Mapping):
+        return check_neurons(model, pool), "custom"
+    if pool not in RANDOM_POOLS:
+        raise NeuronError(f"random_pool must be one of {', '.join(RANDOM_POOLS)} or {{layer: neurons}}; got {pool!r}")
+    if pool == "top":
+        return oc.top_neurons(), pool
+    d_mlp = int(model.cfg.d_mlp)
+    if pool == "layer":
+        return {layer: list(range(d_mlp)) for layer in layers}, pool
+    names = {hook_name("neuron", layer): layer for layer in layers}
+    device = next(iter(model.parameters())).device
+    active: dict[int, list[int]] = {}
+    with torch.inference_mode():
+        _, cache = model.run_with_cache(tokens.to(device), names_filter=lambda n: n in names)
+    for name, layer in names.items():
+        act = cache[name][:, -1, :].float()  # [prompt neuron]
+        active[layer] = torch.nonzero((act > 0).any(0)).flatten().tolist()
+    return active, pool
 
 
 # ------------------------------------------------------------------------------------------- failure analysis

@@ -8,6 +8,8 @@ import time
 from collections.abc import Mapping, Sequence
 from typing import Any
 
+import numpy as np
+
 from interp.neurons._common import NeuronError, check_hook_post, check_neurons, check_operator, check_top
 from interp.neurons.heuristics import ClassifierConfig, HeuristicScorer
 from interp.neurons.importance import importance_by_operator
@@ -47,7 +49,9 @@ def classify_neurons(
     """Algorithm 1 for ``neurons`` over the full legal grid of each operator.
 
     ``neurons`` is ``{layer: indices}`` (the same neurons for every operator) or ``{op: {layer: indices}}``.
-    K and KV maps are streamed in blocks of at most ``budget_mb`` (`interp.neurons.maps.iter_maps`).
+    K and KV maps are streamed in blocks of at most ``budget_mb`` (`interp.neurons.maps.iter_maps`). A neuron
+    whose activation is exactly 0 on every prompt of the grid is not classified (nothing to rank) and is listed in
+    the operator's ``inactive`` instead, outside the classified fraction.
     """
     check_hook_post(model)
     require(task, "classify_neurons", *TASK_METHODS["grid"])
@@ -69,16 +73,23 @@ def classify_neurons(
         grid = OperandGrid.from_task(model, task, op)
         scorer = HeuristicScorer(grid, config, also_bottom=bottom)
         classified: list[ClassifiedNeuron] = []
+        inactive: list[tuple[int, int]] = []
         imp = importance.get(op) if importance else None
         for block in iter_maps(model, grid, chosen, kv=config.maps != "k", budget_mb=budget_mb):
             scores = scorer.score(block.k, block.kv)
             found = scorer.matches(scores)
             extra = scorer.multi_values(block.k if config.maps == "k" else block.kv)
+            dead = ~np.any(block.k != 0, axis=0)  # activation exactly 0 on every prompt of the grid
             for j, (layer, n) in enumerate(zip(block.layers.tolist(), block.neurons.tolist())):
+                if dead[j]:
+                    inactive.append((layer, n))
+                    continue
                 value = imp.importance_of(layer, n) if imp is not None and layer in imp.layers else None
                 classified.append(ClassifiedNeuron(layer, n, value, tuple(found[j] + extra[j])))
+        if inactive:
+            log.info("%d of the chosen %r neurons never activate on the grid: not classified", len(inactive), op)
         out[op] = OperatorClassification(op, tuple(classified), grid.n, time.time() - t_op,
-                                         dict(scorer.skipped_families))
+                                         dict(scorer.skipped_families), tuple(inactive))
         for fam, why in scorer.skipped_families.items():
             log.info("%r: heuristic family %s skipped: %s", op, fam, why)
         log.info("classified %d neurons of %r in %.1f s", len(classified), op, time.time() - t_op)
@@ -102,6 +113,7 @@ def analyze_neurons(
     min_neurons: int = 10,
     knockout_prompts: int = 50,
     n_random: int = 3,
+    random_pool: str = "top",
     budget_mb: float = 256.0,
     model_name: str = "",
     progress: bool = False,
@@ -109,7 +121,11 @@ def analyze_neurons(
     """Importance (``method``) per operator -> top-k per layer -> classification -> class knockout (Fig. 7),
     prompt-guided vs random knockout (Fig. 8) and the correct/incorrect analysis (Fig. 9).
 
-    ``progress`` shows a bar over these five stages."""
+    ``random_pool`` is where the prompt knockout's random control draws from (`interp.neurons.knockout.RANDOM_POOLS`;
+    default ``"top"``, the paper's). Neurons whose importance is exactly 0 are never top neurons
+    (`NeuronImportance.top`) and neurons that never activate on an operator's grid are not classified
+    (`OperatorClassification.inactive`): both are counted in ``settings["excluded"]`` and left out of the classified
+    fraction. ``progress`` shows a bar over these five stages."""
     from tqdm.auto import tqdm
 
     t0 = time.time()
@@ -129,7 +145,7 @@ def analyze_neurons(
     bar.set_postfix_str(f"importance ({method})")
     importance = importance_by_operator(model, task, n_per_op=n_per_op, seed=seed, method=method, layers=layers,
                                         model_name=model_name)
-    top = {op: imp.top(k=k) for op, imp in importance.items()}
+    top = {op: imp.top(k=k) for op, imp in importance.items()}  # never a zero-importance neuron
     stage("classification")
     classification = classify_neurons(model, task, top, config=config, importance=importance, budget_mb=budget_mb,
                                       model_name=model_name)
@@ -141,14 +157,17 @@ def analyze_neurons(
     if per_layer is None:
         curve = [x for x in curve if x <= max(1, k // 2)]
     pk = {op: prompt_knockout(model, task, classification, op=op, per_layer=curve, n_prompts=knockout_prompts,
-                              n_random=n_random, seed=seed) for op in task.operators}
+                              n_random=n_random, random_pool=random_pool, seed=seed) for op in task.operators}
     stage("failure analysis")
     fa = {op: failure_analysis(model, task, classification, op=op, n=knockout_prompts, seed=seed)
           for op in task.operators}
     bar.update()
     bar.close()
     settings = {"top_k": k, "method": method, "n_per_op": n_per_op, "seed": seed, "min_neurons": min_neurons,
-                "knockout_prompts": knockout_prompts, "n_random": n_random, "classifier": classification.config,
+                "knockout_prompts": knockout_prompts, "n_random": n_random, "random_pool": random_pool,
+                "excluded": {op: {"zero_importance": sum(len(v) for v in importance[op].zero_importance().values()),
+                                  "never_active": len(classification.ops[op].inactive)} for op in importance},
+                "classifier": classification.config,
                 "importance_seconds": {op: round(imp.seconds, 2) for op, imp in importance.items()},
                 "classification_seconds": round(classification.seconds, 2)}
     return NeuronAnalysis(model=classification.model, task=task.name, classification=classification,

@@ -36,6 +36,7 @@ from interp.errors import ShapeError
 from interp.metrics import MetricContext, make_metric, metric_unpatched_values
 from interp.patching import PatchResult, resolve_positions
 from interp.patching.exact import prepare_sweep
+from interp.patching.result import rank_order
 from interp.sites import CLI_SITES, SWEEP_AXES, hook_name, resolve_layers, site_units
 from interp.tasks.base import PromptPairs
 
@@ -267,7 +268,7 @@ def agreement(estimate: PatchResult, reference: PatchResult, *, k: int = 10) -> 
         )
     a, b = estimate.effects.ravel(), reference.effects.ravel()
     k = max(1, min(int(k), a.size))
-    top_a = set(np.argsort(-np.abs(a), kind="stable")[:k].tolist())
-    top_b = set(np.argsort(-np.abs(b), kind="stable")[:k].tolist())
+    top_a = set(rank_order(np.abs(a), what="estimated effects")[:k].tolist())  # NaN never in a top-k
+    top_b = set(rank_order(np.abs(b), what="reference effects")[:k].tolist())
     pearson = float(np.corrcoef(a, b)[0, 1]) if a.std() > 0 and b.std() > 0 else float("nan")
     return Agreement(spearman(a, b), pearson, len(top_a & top_b) / k, k, int(a.size))

@@ -13,12 +13,19 @@ one *patch variant*. Two engines compute the same numbers:
 Results are identical to one pass per index because each row only ever sees its own patch.
 
 Paper convention (Nikankin et al., methods.md §A.1): run the *clean* prompt and patch in the *corrupt* activation
-(``direction="noising"``). ``direction="denoising"`` runs the corrupt prompt and patches in clean activations
-(TransformerLens's convention).
+(``direction="noising"``). ``direction="denoising"`` runs the corrupt prompt and patches in clean activations with
+the metric's orientation unchanged (``r`` stays the clean answer): TransformerLens's meaning, the same numbers as
+`transformer_lens.patching` with the same metric function (tests/unit/test_numbers.py; sign table in docs/metrics.md).
+
+Per-prompt metric values that are not finite (NaN, ±inf: e.g. ``ie_logits`` dividing by a zero logit) are
+*undefined*: each cell's mean and standard error are over its defined prompts, ``meta["n_undefined"]`` holds the
+count per cell (same shape as the effects) and ``meta["n_undefined_total"]`` their sum, and one warning gives the
+count; a cell with no defined prompt is NaN.
 """
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 import time
 from collections.abc import Mapping, Sequence
@@ -38,7 +45,7 @@ from interp.sites import CLI_SITES, SWEEP_AXES, check_layer, check_site_exists, 
 from interp.tasks.base import PromptPairs
 
 __all__ = ["patch", "prepare_sweep", "resolve_positions", "PatchSpec", "DIRECTIONS", "ENGINES", "SweepVariants",
-           "plan_sweep_variants", "sweep_result"]
+           "plan_sweep_variants", "sweep_result", "oriented_pairs"]
 
 log = logging.getLogger(__name__)
 
@@ -153,13 +160,14 @@ class _Sweep:
     def __post_init__(self) -> None:
         self.sums = torch.zeros(len(self.variants), dtype=torch.float64)
         self.sq = torch.zeros(len(self.variants), dtype=torch.float64)
+        self.n_def = torch.full((len(self.variants),), self.batch, dtype=torch.int64)
 
     def record(self, ids: Sequence[int], logits: Tensor, ctx: MetricContext | None = None) -> None:
         """Metric of the patched last-position logits [k*B ...] of variants ``ids`` (row-block order)."""
         ctx = ctx or self.ctx
         k = len(ids)
         fn = make_metric(self.metric, ctx.repeat(k)) if k > 1 else make_metric(self.metric, ctx)
-        vals = fn(logits.float()).reshape(k, self.batch).double()
+        vals = fn(logits).reshape(k, self.batch).double()
         self._store(ids, vals)
 
     def record_unpatched(self, ids: Sequence[int]) -> None:
@@ -171,8 +179,12 @@ class _Sweep:
         idx = torch.as_tensor(list(ids), device=vals.device)
         if self.sums.device != vals.device:
             self.sums, self.sq = self.sums.to(vals.device), self.sq.to(vals.device)
+            self.n_def = self.n_def.to(vals.device)
+        ok = torch.isfinite(vals)
+        vals = torch.where(ok, vals, torch.zeros((), dtype=vals.dtype, device=vals.device))
         self.sums[idx] = vals.sum(1)
         self.sq[idx] = (vals**2).sum(1)
+        self.n_def[idx] = ok.sum(1)
 
 
 # metrics that read only the answer logits r and r2 of each prompt (checked on real logits before use)
@@ -291,16 +303,28 @@ def _run_cone(sw: _Sweep, cone: ConeEngine, stats: EngineStats) -> int:
     return stats.passes
 
 
+def oriented_pairs(pairs: PromptPairs, direction: str) -> PromptPairs:
+    """``pairs`` with the *base* (patched) run in ``clean_tokens`` and the source run in ``corrupt_tokens``.
+
+    ``denoising`` swaps the prompts only: the base run is the corrupt prompt, the source the clean one, while
+    ``clean_answers`` (``r``) and ``corrupt_answers`` (``r2``) keep their meaning, so a metric keeps its orientation
+    (TransformerLens's denoising). `PromptPairs.swapped` also swaps the answers, which flips every metric's sign.
+    """
+    if direction == "noising":
+        return pairs
+    return dataclasses.replace(pairs, clean_tokens=pairs.corrupt_tokens, corrupt_tokens=pairs.clean_tokens,
+                               clean=pairs.corrupt, corrupt=pairs.clean)
+
+
 def prepare_sweep(model: Any, pairs: PromptPairs, site: str, metric: str, direction: str) -> tuple[str, PromptPairs]:
     """Validate a sweep's site, metric and direction; return the site kind and the pairs oriented so that the
-    base run is ``pairs.clean_tokens`` (swapped for ``direction="denoising"``)."""
+    base run is ``pairs.clean_tokens`` (the corrupt prompt for ``direction="denoising"``, `oriented_pairs`)."""
     kind = site_kind(site)
     if metric not in METRICS:
         raise unknown("metric", metric, METRICS)
     if direction not in DIRECTIONS:
         raise unknown("direction", direction, DIRECTIONS)
-    if direction == "denoising":
-        pairs = pairs.swapped()
+    pairs = oriented_pairs(pairs, direction)
     pairs.check_vocab(model)
     check_site_exists(model, kind)
     return kind, pairs
@@ -416,14 +440,14 @@ def patch(
             n_pass = _run_full(sw, src_cache)
             used = "full"
         baseline = metric_unpatched_values(metric, ctx)
-        sums, sq = sw.sums.cpu().numpy(), sw.sq.cpu().numpy()
+        sums, sq, n_def = sw.sums.cpu().numpy(), sw.sq.cpu().numpy(), sw.n_def.cpu().numpy()
 
     meta: dict[str, Any] = {"engine": used, "max_memory": budget, **({"engine_note": note} if note else {})}
     if used == "cone":
         meta.update(stats.to_dict())
     return sweep_result(sp, sums, sq, site=site, metric=metric, direction=direction, model=model,
                         model_name=model_name, n_forward_passes=2 + n_pass, seconds=time.time() - t0,
-                        baseline=baseline, meta=meta)
+                        baseline=baseline, meta=meta, n_defined=n_def)
 
 
 @dataclass(frozen=True)
@@ -475,13 +499,20 @@ def plan_sweep_variants(model: Any, pairs: PromptPairs, *, site: str, positions:
 
 def sweep_result(sp: SweepVariants, sums: np.ndarray, sq: np.ndarray, *, site: str, metric: str, direction: str,
                  model: Any, model_name: str, n_forward_passes: int, seconds: float, baseline: dict[str, float],
-                 meta: dict[str, Any]) -> PatchResult:
-    """The `PatchResult` of a sweep from per-variant sums and sums of squares of the per-prompt metric."""
+                 meta: dict[str, Any], n_defined: np.ndarray | None = None) -> PatchResult:
+    """The `PatchResult` of a sweep from per-variant sums and sums of squares of the per-prompt metric.
+
+    ``n_defined`` counts each variant's prompts with a finite metric value (the sums cover only those; default:
+    every prompt); undefined counts go to ``meta["n_undefined"]`` and one warning."""
     kind, pairs, layer_list, pos_list, batch = sp.kind, sp.pairs, sp.layers, sp.positions, sp.batch
     units, per_layer = sp.units, sp.per_layer
-    mean = sums / batch
-    var = np.maximum(sq / batch - mean**2, 0.0) * batch / max(batch - 1, 1)
-    stderr = np.sqrt(var / batch)
+    n = np.full(sums.shape, batch, dtype=np.int64) if n_defined is None else np.asarray(n_defined, dtype=np.int64)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        mean = np.where(n > 0, sums / np.maximum(n, 1), np.nan)
+        var = np.maximum(sq / np.maximum(n, 1) - mean**2, 0.0) * n / np.maximum(n - 1, 1)
+        stderr = np.where(n > 0, np.sqrt(var / np.maximum(n, 1)), np.nan)
+    n_undef = batch - n
+    total = int(n_undef.sum())
     index: dict[str, list[int]] = {"layer": layer_list, "pos": pos_list}
     labels: dict[str, list[str]] = {
         "layer": [f"L{x}" for x in layer_list],
@@ -497,6 +528,12 @@ def sweep_result(sp: SweepVariants, sums: np.ndarray, sq: np.ndarray, *, site: s
         index["rank"], labels["rank"] = list(units or []), [f"#{r + 1}" for r in units or []]
         meta["neurons"] = {str(lyr): per_layer[lyr] for lyr in layer_list}
     shape = tuple(len(index[a]) for a in axes)
+    meta["n_undefined_total"] = total
+    if total:
+        meta["n_undefined"] = n_undef.reshape(shape).tolist()
+        log.warning("%d of %d per-prompt %s values are undefined (not finite) in %d of %d cells; each cell's mean "
+                    "leaves them out (counts per cell in meta['n_undefined']; cells with none defined are NaN)",
+                    total, n_undef.size * batch, metric, int((n_undef > 0).sum()), n_undef.size)
     cli_name = next((k for k, v in CLI_SITES.items() if v == kind), kind)
     return PatchResult(
         effects=mean.reshape(shape),

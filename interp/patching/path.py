@@ -19,12 +19,12 @@ baselines as `interp.patching.patch`.
 
 from __future__ import annotations
 
+import logging
 import re
 import time
 from collections.abc import Sequence
 from typing import Any
 
-import numpy as np
 import torch
 from torch import Tensor
 
@@ -36,6 +36,8 @@ from interp.sites import hook_name, resolve_layers
 from interp.tasks.base import PromptPairs
 
 __all__ = ["path_patch", "parse_receivers"]
+
+log = logging.getLogger(__name__)
 
 _HEAD = re.compile(r"^L(\d+)H(\d+)$", re.IGNORECASE)
 
@@ -149,8 +151,20 @@ def path_patch(
             n_fwd += 1
         per_prompt[si // n_heads, hs] = score(logits[:, -1].float()).double()
 
-    mean = per_prompt.mean(-1).numpy()
-    stderr = (per_prompt.std(-1, unbiased=True) / np.sqrt(pairs.n)).numpy() if pairs.n > 1 else np.zeros_like(mean)
+    # undefined (non-finite) per-prompt values are left out of each cell's mean and counted, as in `patch`
+    ok = torch.isfinite(per_prompt)
+    n_def = ok.sum(-1)
+    vals = torch.where(ok, per_prompt, torch.zeros((), dtype=per_prompt.dtype))
+    mean_t = torch.where(n_def > 0, vals.sum(-1) / n_def.clamp(min=1), torch.full_like(n_def, float("nan"),
+                                                                                        dtype=torch.float64))
+    var = torch.where(ok, (per_prompt - mean_t[..., None]) ** 2, torch.zeros((), dtype=per_prompt.dtype)).sum(-1)
+    var = var / (n_def - 1).clamp(min=1)
+    mean = mean_t.numpy()
+    stderr = torch.where(n_def > 1, (var / n_def.clamp(min=1)).sqrt(), torch.zeros_like(var)).numpy()
+    n_undef = (pairs.n - n_def).numpy()
+    if n_undef.sum():
+        log.warning("%d per-prompt %s values are undefined (not finite) in %d path-patching cells; each cell's mean "
+                    "leaves them out (meta['n_undefined'])", int(n_undef.sum()), metric, int((n_undef > 0).sum()))
     heads = list(range(n_heads))
     return PatchResult(
         effects=mean,
@@ -167,7 +181,8 @@ def path_patch(
         seconds=time.time() - t0,
         stderr=stderr,
         baseline=metric_unpatched_values(metric, ctx),
-        meta={"method": "path_patching",
+        meta={"method": "path_patching", "n_undefined_total": int(n_undef.sum()),
+              **({"n_undefined": n_undef.tolist()} if n_undef.sum() else {}),
               "receivers": "logits" if recv == "logits" else [f"L{lyr}H{h}" for lyr, h in recv],
               "freeze_mlps": freeze_mlps},
     )

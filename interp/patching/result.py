@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 import os
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -11,8 +12,24 @@ import numpy as np
 
 from interp._io import read_json, write_json_atomic
 from interp.errors import ShapeError
+from interp.metrics import RAW_METRICS
 
-__all__ = ["PatchResult", "top_neurons_per_layer"]
+__all__ = ["PatchResult", "top_neurons_per_layer", "rank_order"]
+
+log = logging.getLogger(__name__)
+
+
+def rank_order(score: np.ndarray, *, what: str = "entries", warn: bool = True) -> np.ndarray:
+    """Indices of the flat ``score`` from largest to smallest, NaN always last (never first, whatever the sign).
+
+    ``+inf`` ranks first and ``-inf`` last among the numbers; ties keep index order. NaN scores are undefined: they
+    rank after every number and, with ``warn``, one warning says how many there are."""
+    x = np.asarray(score, dtype=np.float64).reshape(-1)
+    nan = np.isnan(x)
+    order = np.lexsort((np.arange(len(x)), -np.where(nan, 0.0, x), nan))  # last key sorts first: defined, then size
+    if warn and nan.any():
+        log.warning("%d of %d %s have an undefined (NaN) score; they rank last", int(nan.sum()), len(x), what)
+    return order
 
 
 @dataclass(frozen=True)
@@ -56,10 +73,31 @@ class PatchResult:
             axes.pop(i)
         return arr
 
+    def rank_key(self) -> np.ndarray:
+        """What `top` ranks by: the change of each effect from the unpatched run.
+
+        For ``logit_diff`` and ``prob`` (the metric of the patched run itself) that is ``effect - baseline["base"]``;
+        every other metric is 0 on the unpatched run by construction, so the effect is the change."""
+        if self.metric not in RAW_METRICS:
+            return self.effects
+        base = self.baseline.get("base")
+        if base is None or not np.isfinite(base):
+            raise ShapeError(f"ranking a {self.metric!r} sweep needs the unpatched value baseline['base'] (an "
+                             f"effect is the change from it); this result has baseline {self.baseline}")
+        return self.effects - float(base)
+
     def top(self, k: int = 10, *, by_abs: bool = True) -> list[tuple[str, float]]:
-        """The ``k`` largest effects as ``(label, effect)``, label like ``L3 op2 H1``."""
+        """The ``k`` entries with the largest effect as ``(label, effect)``, label like ``L3 op2 H1``.
+
+        Ranked by `rank_key`: the change from the unpatched run (for ``logit_diff``/``prob`` the effect minus
+        ``baseline["base"]``; for every other metric the effect itself), by absolute value unless ``by_abs=False``.
+        The returned value is the effect as stored. NaN effects (no defined prompt) rank last and a warning counts
+        them; ``+inf`` ranks first."""
+        if isinstance(k, bool) or int(k) != k or int(k) < 0:
+            raise ShapeError(f"k must be a non-negative integer (entries to list); got {k!r}")
+        key = self.rank_key().reshape(-1)
         flat = self.effects.reshape(-1)
-        order = np.argsort(-np.abs(flat) if by_abs else -flat, kind="stable")[:k]
+        order = rank_order(np.abs(key) if by_abs else key, what=f"{self.site} effects")[: int(k)]
         out = []
         for f in order:
             idx = np.unravel_index(int(f), self.effects.shape)
@@ -145,20 +183,28 @@ def top_neurons_per_layer(result: Any, k: int, *, pos: int | None = None, by_abs
     """The ``k`` neurons of each layer with the largest effect in a neuron sweep (``neurons=`` of a later sweep).
 
     ``pos`` picks one position; by default a neuron's score is its largest effect over the swept positions.
+    Scores are changes from the unpatched run (`PatchResult.rank_key`); NaN scores rank last with a warning.
     """
     if tuple(result.axes) != ("layer", "pos", "neuron"):
         raise ShapeError(f"top_neurons_per_layer needs a neuron sweep with axes (layer, pos, neuron); "
                          f"got {result.axes}")
-    eff = np.abs(result.effects) if by_abs else result.effects
+    key = result.rank_key() if isinstance(result, PatchResult) else result.effects
+    eff = np.abs(key) if by_abs else key
     if pos is not None:
         if pos not in result.index["pos"]:
             raise ShapeError(f"position {pos} is not in the sweep (positions {result.index['pos']})")
         score = eff[:, result.index["pos"].index(pos), :]
     else:
-        score = eff.max(axis=1)
+        all_nan = np.isnan(eff).all(axis=1)
+        score = np.where(all_nan, np.nan, np.nanmax(np.where(np.isnan(eff), -np.inf, eff), axis=1))
+    if isinstance(k, bool) or int(k) != k or int(k) < 1:
+        raise ShapeError(f"k must be a positive integer (neurons per layer); got {k!r}")
     kk = min(int(k), score.shape[1])
+    n_nan = int(np.isnan(score).sum())
+    if n_nan:
+        log.warning("%d of %d neurons have an undefined (NaN) score; they rank last", n_nan, score.size)
     out = {}
     for i, lyr in enumerate(result.index["layer"]):
-        order = np.argsort(-score[i], kind="stable")[:kk]
+        order = rank_order(score[i], warn=False)[:kk]
         out[int(lyr)] = [int(result.index["neuron"][j]) for j in order]
     return out

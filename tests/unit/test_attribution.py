@@ -87,7 +87,8 @@ def test_denoising_matches_transformer_lens_attribution_patch():
     r_clean, r_corrupt = 3, 7  # fixed answers: TL's metric_fn is one function for every pair
     pairs = PromptPairs(clean, corrupt, torch.full((4,), r_clean), torch.full((4,), r_corrupt),
                         tuple("abcde"), "fixed")
-    tl = tl_atp(m, clean, corrupt, lambda lg: lg[0, -1, r_corrupt] - lg[0, -1, r_clean])
+    # denoising keeps the metric's orientation: r = the clean answer (TransformerLens's meaning)
+    tl = tl_atp(m, clean, corrupt, lambda lg: lg[0, -1, r_clean] - lg[0, -1, r_corrupt])
     ours = attribution_patch(m, pairs, site="heads", positions="all", metric="logit_diff_change",
                              direction="denoising")
     ours_mlp = attribution_patch(m, pairs, site="mlp_out", positions="all", metric="logit_diff_change",

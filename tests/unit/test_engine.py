@@ -171,7 +171,9 @@ def test_denoising_matches_transformer_lens_convention(tiny):
     pairs = random_pairs(tiny, batch=4, seq=5, seed=9)
     res = patch(tiny, pairs, site="resid", positions="all", metric="logit_diff", direction="denoising",
                 engine="cone", progress=False)
-    assert_rel(res, transformer_lens_sweep(tiny, pairs.swapped(), "resid", "logit_diff"))
+    from interp.patching.exact import oriented_pairs
+
+    assert_rel(res, transformer_lens_sweep(tiny, oriented_pairs(pairs, "denoising"), "resid", "logit_diff"))
 
 
 def test_memory_budget_splits_passes_without_changing_results(tiny):

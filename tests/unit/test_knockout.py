@@ -162,3 +162,48 @@ def test_report_section(toy):
     assert ctx.results["neurons"].classification.ops.keys() == {"+", "-", "*", "/"}
     skipped = neuron_section(tiny_bridge(attn_only=True), ReportContext(model_name="attn", task_spec="arith:+:0-9"))
     assert "Skipped" in skipped.paragraphs[0] and "hook_post" in skipped.paragraphs[0]
+
+
+def test_random_pool_is_an_option_and_recorded(toy, task, classification):
+    """Issue 13: the random control's pool - the layer's classified top neurons (paper), the whole layer, or the
+    layer's neurons active on the knockout prompts - is chosen and recorded in the result."""
+    from interp.neurons.knockout import evaluation_prompts
+
+    kw = dict(op="+", per_layer=[0, 2], n_prompts=8, n_random=1)
+    top = prompt_knockout(toy, task, classification, **kw)
+    assert top.random_pool == "top" and top.pool_sizes == {"0": 64, "1": 64}
+    layer = prompt_knockout(toy, task, classification, random_pool="layer", **kw)
+    assert layer.random_pool == "layer" and layer.pool_sizes == {"0": 64, "1": 64}
+    active = prompt_knockout(toy, task, classification, random_pool="active", **kw)
+    toks = torch.tensor([p.tokens for p in evaluation_prompts(toy, task, "+", 8)])
+    with torch.no_grad():
+        _, cache = toy.run_with_cache(toks)
+    want = {str(lyr): int((cache[f"blocks.{lyr}.mlp.hook_post"][:, -1] > 0).any(0).sum()) for lyr in (0, 1)}
+    assert active.random_pool == "active" and active.pool_sizes == want and min(want.values()) < 64
+    custom = prompt_knockout(toy, task, classification, random_pool={0: [1, 2, 3]}, **kw)
+    assert custom.random_pool == "custom" and custom.pool_sizes == {"0": 3}
+    assert PromptKnockout.from_dict(active.to_dict()).pool_sizes == want
+    with pytest.raises(NeuronError, match="top, layer, active"):
+        prompt_knockout(toy, task, classification, random_pool="everything", **kw)
+
+
+def test_never_active_neurons_are_not_classified(toy, task):
+    """A neuron whose activation is exactly 0 on the whole grid is listed as inactive, outside the classified
+    fraction; its importance is exactly 0, so it is never a top neuron."""
+    from interp.neurons.importance import importance_by_operator
+
+    p = dict(toy.named_parameters())
+    w = p["layers.0._original_component.mlp._original_component.fc_in._original_component.weight"]
+    b = p["layers.0._original_component.mlp._original_component.fc_in._original_component.bias"]
+    saved = (w[7].clone(), b[7].clone())
+    try:
+        with torch.no_grad():
+            w[7], b[7] = 0.0, -100.0  # GELU(-100) is exactly 0 in float32
+        c = classify_neurons(toy, task, {0: [3, 7]}, ops=["+"])
+        assert c.ops["+"].inactive == ((0, 7),) and [n.index for n in c.ops["+"].neurons] == [3]
+        imp = importance_by_operator(toy, task, ops=["+"], n_per_op=8, layers=[0])["+"]
+        assert imp.mean[0, 7] == 0 and 7 in imp.zero_importance()[0]
+        assert 7 not in imp.top(k=64)[0]
+    finally:
+        with torch.no_grad():
+            w[7], b[7] = saved

@@ -34,7 +34,7 @@ def test_normalized_metrics_are_0_at_base_and_1_at_source():
     ctx = MetricContext(base, src, torch.tensor([0, 1, 2, 3]), torch.tensor([4, 5, 6, 0]))
     for name in ("logit_diff_norm", "prob_norm"):
         f = make_metric(name, ctx)
-        torch.testing.assert_close(f(base), torch.zeros(4))
-        torch.testing.assert_close(f(src), torch.ones(4))
-    torch.testing.assert_close(make_metric("logit_diff_change", ctx)(base), torch.zeros(4))
-    torch.testing.assert_close(make_metric("ie", ctx)(base), torch.zeros(4))
+        torch.testing.assert_close(f(base), torch.zeros(4, dtype=torch.float64))
+        torch.testing.assert_close(f(src), torch.ones(4, dtype=torch.float64))
+    torch.testing.assert_close(make_metric("logit_diff_change", ctx)(base), torch.zeros(4, dtype=torch.float64))
+    torch.testing.assert_close(make_metric("ie", ctx)(base), torch.zeros(4, dtype=torch.float64))

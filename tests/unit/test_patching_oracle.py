@@ -69,10 +69,12 @@ def test_single_neurons_match_transformer_lens(tiny):
 
 
 def test_denoising_matches_tl_convention(tiny):
-    """direction='denoising' runs the corrupt prompt and patches clean activations in (TL's convention)."""
+    """direction='denoising' runs the corrupt prompt and patches clean activations in, r still the clean answer
+    (TL's convention; every metric in tests/unit/test_numbers.py)."""
+    from interp.patching.exact import oriented_pairs
+
     pairs = random_pairs(tiny, batch=4, seq=5, seed=3)
-    swapped = pairs.swapped()
-    cache, tl_metric = _oracle_setup(tiny, swapped, "logit_diff")
+    cache, tl_metric = _oracle_setup(tiny, oriented_pairs(pairs, "denoising"), "logit_diff")
     ours = patch(tiny, pairs, site="resid", positions="all", metric="logit_diff", direction="denoising", progress=False)
     tl = tlp.get_act_patch_resid_pre(tiny, pairs.corrupt_tokens, cache, tl_metric)
     assert float((torch.tensor(ours.effects) - tl.double()).abs().max()) <= TOL

@@ -43,17 +43,24 @@ class OperatorClassification:
 
     ``skipped_families`` names each heuristic family (``op1_range``, ``result_mod``, ...) that had no valid
     candidate on this grid, with the reason (on a small grid, e.g. 0-9, every operand range of the standard lengths
-    covers more than half of the prompts), so "no label" is never silent."""
+    covers more than half of the prompts), so "no label" is never silent.
+
+    ``inactive`` lists ``(layer, neuron)`` pairs that were chosen but never activate on the grid (activation exactly
+    0 on every prompt): they are not classified and not in ``neurons``."""
 
     op: str
     neurons: tuple[ClassifiedNeuron, ...]
     n_prompts: int
     seconds: float = 0.0
     skipped_families: dict[str, str] = field(default_factory=dict)
+    inactive: tuple[tuple[int, int], ...] = ()
 
     @property
     def classified_fraction(self) -> float:
-        return sum(n.classified for n in self.neurons) / len(self.neurons) if self.neurons else float("nan")
+        """Classified share of the neurons with nonzero importance (unknown importance counts; a neuron whose
+        importance is exactly 0 does not, nor does an inactive one)."""
+        counted = [n for n in self.neurons if n.importance is None or n.importance != 0]
+        return sum(n.classified for n in counted) / len(counted) if counted else float("nan")
 
     def by_heuristic(self) -> dict[str, list[tuple[int, int, float]]]:
         """``{heuristic: [(layer, neuron, score)]}``, largest classes first."""
@@ -72,7 +79,8 @@ class OperatorClassification:
     @classmethod
     def from_dict(cls, d: Mapping[str, Any]) -> OperatorClassification:
         return cls(d["op"], tuple(ClassifiedNeuron.from_dict(n) for n in d["neurons"]), int(d["n_prompts"]),
-                   float(d.get("seconds", 0.0)), dict(d.get("skipped_families") or {}))
+                   float(d.get("seconds", 0.0)), dict(d.get("skipped_families") or {}),
+                   tuple((int(a), int(b)) for a, b in d.get("inactive", ())))
 
 
 @dataclass(frozen=True)
@@ -88,7 +96,7 @@ class NeuronClassification(_Saved):
 
     @property
     def classified_fraction(self) -> float:
-        all_n = [n for oc in self.ops.values() for n in oc.neurons]
+        all_n = [n for oc in self.ops.values() for n in oc.neurons if n.importance is None or n.importance != 0]
         return sum(n.classified for n in all_n) / len(all_n) if all_n else float("nan")
 
     def fractions(self) -> dict[str, float]:

@@ -51,12 +51,33 @@ class NeuronImportance(_Saved):
 
     def top(self, *, k: int | None = None, frac: float | None = None,
             layers: list[int] | None = None) -> dict[int, list[int]]:
-        """``{layer: the top k (or frac of d_mlp) neurons by score}``, best first; k must lie in 1..d_mlp."""
+        """``{layer: the top k (or frac of d_mlp) neurons by score}``, best first; k must lie in 1..d_mlp.
+
+        A neuron whose importance is exactly 0 (mean and std: patching it never changes the metric, e.g. a neuron
+        that never activates) is never "top": a layer's list can be shorter than k (`zero_importance` lists those
+        neurons). NaN scores (undefined) rank after every number, with a warning."""
         from interp.neurons._common import check_top
+        from interp.patching.result import rank_order
 
         n = check_top(self.mean.shape[1], k=k, frac=frac)
         use = self.layers if layers is None else layers
-        return {int(l): np.argsort(-self.layer_scores(int(l)), kind="stable")[:n].tolist() for l in use}
+        out = {}
+        for l in use:
+            score = self.layer_scores(int(l))
+            zero = self._zero_row(int(l))
+            order = [int(i) for i in rank_order(score, what=f"L{l} neuron scores") if not zero[i]]
+            out[int(l)] = order[:n]
+        return out
+
+    def _zero_row(self, layer: int) -> np.ndarray:
+        row = self.layers.index(layer)
+        return (self.mean[row] == 0) & (self.std[row] == 0)
+
+    def zero_importance(self) -> dict[int, list[int]]:
+        """``{layer: neurons whose importance is exactly 0}`` (mean and std 0): never ranked as top neurons."""
+        if any(layer not in self.layers for layer in self.layers):  # pragma: no cover - layers are validated
+            raise ShapeError("bad layers")
+        return {int(l): np.flatnonzero(self._zero_row(int(l))).tolist() for l in self.layers}
 
     def importance_of(self, layer: int, neuron: int) -> float:
         return float(self.layer_scores(layer)[neuron])

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any, ClassVar
 
 import numpy as np
@@ -70,6 +70,8 @@ class PromptKnockout(_Saved):
     mean_random_ablated: list[float]
     n_prompts: int
     rank_by: str = "count"
+    random_pool: str = "top"  # where the random neurons come from (interp.neurons.knockout.RANDOM_POOLS or custom)
+    pool_sizes: dict[str, int] = field(default_factory=dict)  # the pool's size per layer
 
     def plot(self) -> Any:
         return _knockout_figure({self.op: self})
