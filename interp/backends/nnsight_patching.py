@@ -268,6 +268,7 @@ def nnsight_patch(model: Any, pairs: Any, *, site: str = "heads", positions: Any
               answer_cols.repeat(len(ids) + 1, 1)) for ids in chunks]
     sums = np.zeros(len(sp.variants))
     sq = np.zeros(len(sp.variants))
+    n_def = np.full(len(sp.variants), b, dtype=np.int64)  # prompts with a finite value (as the bridge sweep counts)
     bar = tqdm(total=len(sp.variants), desc=f"patch {site} (nnsight)", disable=not progress, leave=False)
     with torch.inference_mode():
         if model.remote:  # traces_per_request traces per nnsight session = one NDIF request each
@@ -284,7 +285,9 @@ def nnsight_patch(model: Any, pairs: Any, *, site: str = "heads", positions: Any
             ids = chunks[j - 1]
             px = pseudo_logits(red[b:], same.repeat(len(ids)))
             vals = make_metric(metric, ctx.repeat(len(ids)))(px).reshape(len(ids), b).double().numpy()
-            sums[ids], sq[ids] = vals.sum(1), (vals**2).sum(1)
+            ok = np.isfinite(vals)
+            vals = np.where(ok, vals, 0.0)
+            sums[ids], sq[ids], n_def[ids] = vals.sum(1), (vals**2).sum(1), ok.sum(1)
             bar.update(len(ids))
         bar.close()
         baseline = metric_unpatched_values(metric, ctx)
@@ -292,4 +295,4 @@ def nnsight_patch(model: Any, pairs: Any, *, site: str = "heads", positions: Any
             "plan": plan.to_dict(), "logits": "centred over the vocabulary (as the bridge's center_unembed)"}
     return sweep_result(sp, sums, sq, site=site, metric=metric, direction=direction, model=model,
                         model_name=model_name, n_forward_passes=plan.n_traces, seconds=time.time() - t0,
-                        baseline=baseline, meta=meta)
+                        baseline=baseline, meta=meta, n_defined=n_def)
