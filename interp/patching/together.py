@@ -95,66 +95,101 @@ def _run_full(sw: Any, specs: list[tuple[int, int, int | None]], src_cache: Any)
     return n
 
 
-def _injected_all(cone: ConeEngine, kind: str, layer: int, units: list[int | None], stats: EngineStats) -> Tensor:
-    """New residual stream [k B S d_model] entering `start_layer` with the patch at every position."""
-    vecs = [cone.injected(kind, layer, p, units, stats) for p in range(cone.seq_len)]  # each [k|1 B d]
-    out = torch.stack([v.expand(len(units), -1, -1) if v.shape[0] == 1 else v for v in vecs], dim=2)
+def _injected_all(cone: ConeEngine, kind: str, layer: int, units: list[int | None], p0: int,
+                  stats: EngineStats) -> Tensor:
+    """New residual stream [k B S-p0 d_model] entering `start_layer` with the patch at positions ``p0..S-1``."""
+    vecs = [cone.injected(kind, layer, p, units, stats) for p in range(p0, cone.seq_len)]  # each [k|1 B d]
+    return torch.stack([v.expand(len(units), -1, -1) if v.shape[0] == 1 else v for v in vecs], dim=2)
+
+
+def _first_changed(cone: ConeEngine, kind: str, specs: list[tuple[int, int, int | None]]) -> dict[int, int | None]:
+    """Per variant: the first position where the source value differs from the base value for some prompt (None if
+    nowhere). Positions before it are unchanged by the patch, so the cone starts there (one host sync per layer)."""
+    by_layer: dict[int, list[tuple[int, int | None]]] = {}
+    for vid, lyr, unit in specs:
+        by_layer.setdefault(lyr, []).append((vid, unit))
+    out: dict[int, int | None] = {}
+    for lyr, items in by_layer.items():
+        units = list(dict.fromkeys(u for _, u in items))
+        same = cone.noop(kind, lyr, list(range(cone.seq_len)), units).tolist()  # [pos unit]
+        for vid, u in items:
+            j = units.index(u)
+            out[vid] = next((p for p in range(cone.seq_len) if not same[p][j]), None)
     return out
 
 
 def _run_cone(sw: Any, cone: ConeEngine, specs: list[tuple[int, int, int | None]], stats: EngineStats) -> int:
     from interp.patching.exact import _answer_columns
 
-    b, s, n = sw.batch, sw.base.shape[1], cone.n_layers
+    b, s = sw.batch, sw.base.shape[1]
     answer = _answer_columns(sw)
     cols, small_ctx = answer if answer is not None else (None, None)
     n_cols = None if cols is None else int(cols.shape[1])
     layers = sorted({lyr for _, lyr, _ in specs})
     fixed = cone.cache_bytes(sw.kind, layers, b, s)
-    row = cone.row_bytes(s, s, n_cols)
     avail = sw.budget - fixed
-    if avail < b * row:
+    first = _first_changed(cone, sw.kind, specs)
+    dead = [vid for vid, p0 in first.items() if p0 is None]
+    if dead:  # the source equals the base everywhere: the unpatched value
+        sw.record_unpatched(dead)
+        stats.skipped = len(dead)
+    live = [x for x in specs if first[x[0]] is not None]
+    if live and avail < b * cone.row_bytes(s - min(first[v] for v, _, _ in live), s, n_cols):  # type: ignore
+        one = b * cone.row_bytes(s, s, n_cols)
         raise ShapeError(f"max_memory={format_bytes(sw.budget)} is too small for one patch: the caches take "
-                         f"{format_bytes(fixed)} and one variant of {b} prompts needs {format_bytes(b * row)}; "
-                         f"raise it to at least {format_bytes(fixed + b * row)} (or use fewer prompts)")
-    per = avail // (b * row)
-    if sw.max_rows is not None:
-        per = min(per, max(1, sw.max_rows // b))
-    ordered = sorted(specs, key=lambda x: cone.start_layer(sw.kind, x[1]))
+                         f"{format_bytes(fixed)} and one variant of {b} prompts needs up to {format_bytes(one)}; "
+                         f"raise it to at least {format_bytes(fixed + one)} (or use fewer prompts)")
+    groups: dict[int, list[tuple[int, int, int | None]]] = {}
+    for x in live:
+        groups.setdefault(first[x[0]], []).append(x)  # type: ignore[arg-type]
     peak = 0
-    for start_i in range(0, len(ordered), int(per)):
-        chunk = ordered[start_i : start_i + int(per)]
-        by_start: dict[int, dict[int, list[tuple[int, int | None]]]] = {}
-        for vid, lyr, unit in chunk:
-            by_start.setdefault(cone.start_layer(sw.kind, lyr), {}).setdefault(lyr, []).append((vid, unit))
-        order: list[int] = []
-        x: Tensor | None = None
-
-        def inject(start: int, by_start: Any = by_start, order: list[int] = order) -> Tensor:
-            parts = []
-            for lyr, items in sorted(by_start[start].items()):
-                new = _injected_all(cone, sw.kind, lyr, [u for _, u in items], stats)  # [k B S d]
-                parts.append(new.reshape(len(items) * b, s, cone.d_model))
-                order.extend(v for v, _ in items)
-            return torch.cat(parts) if len(parts) > 1 else parts[0]
-
-        for j in range(min(by_start), n):
-            if j in by_start:
-                new = inject(j)
-                x = new if x is None else torch.cat([cone.placement.to(x, j), cone.placement.to(new, j)])
-            assert x is not None
-            x = cone.layer(j, x, 0, x.shape[0] // b, last=j == n - 1, stats=stats)
-        if n in by_start:  # patches after the last block change only the final residual
-            new = inject(n)[:, -1:]
-            x = new if x is None else torch.cat([cone.placement.to(x, n), cone.placement.to(new, n)])
-        assert x is not None
-        rows = x.shape[0]
-        cl = None if cols is None else cols.repeat(rows // b, 1)
-        sw.record(order, cone.logits(x[:, -1], cl), small_ctx)
-        stats.passes += 1
-        peak = max(peak, rows * row)
+    for p0, items in sorted(groups.items()):
+        t = s - p0
+        row = cone.row_bytes(t, s, n_cols)
+        per = max(1, avail // (b * row))
+        if sw.max_rows is not None:
+            per = min(per, max(1, sw.max_rows // b))
+        ordered = sorted(items, key=lambda x: cone.start_layer(sw.kind, x[1]))
+        for i in range(0, len(ordered), int(per)):
+            peak = max(peak, _cone_chunk(sw, cone, ordered[i : i + int(per)], p0, cols, small_ctx, stats) * row)
     stats.peak_bytes_estimate = fixed + peak
     return stats.passes
+
+
+def _cone_chunk(sw: Any, cone: ConeEngine, chunk: list[tuple[int, int, int | None]], p0: int, cols: Tensor | None,
+                small_ctx: Any, stats: EngineStats) -> int:
+    """One pass: variants patched at positions ``p0..S-1`` joining as the computation reaches their start layer."""
+    b, s, n = sw.batch, cone.seq_len, cone.n_layers
+    t = s - p0
+    by_start: dict[int, dict[int, list[tuple[int, int | None]]]] = {}
+    for vid, lyr, unit in chunk:
+        by_start.setdefault(cone.start_layer(sw.kind, lyr), {}).setdefault(lyr, []).append((vid, unit))
+    order: list[int] = []
+
+    def inject(start: int) -> Tensor:
+        parts = []
+        for lyr, items in sorted(by_start[start].items()):
+            new = _injected_all(cone, sw.kind, lyr, [u for _, u in items], p0, stats)  # [k B t d]
+            parts.append(new.reshape(len(items) * b, t, cone.d_model))
+            order.extend(v for v, _ in items)
+        return torch.cat(parts) if len(parts) > 1 else parts[0]
+
+    x: Tensor | None = None
+    for j in range(min(by_start), n):
+        if j in by_start:
+            new = inject(j)
+            x = new if x is None else torch.cat([cone.placement.to(x, j), cone.placement.to(new, j)])
+        assert x is not None
+        x = cone.layer(j, x, p0, x.shape[0] // b, last=j == n - 1, stats=stats)
+    if n in by_start:  # patches after the last block change only the final residual
+        new = inject(n)[:, -1:]
+        x = new if x is None else torch.cat([cone.placement.to(x, n), cone.placement.to(new, n)])
+    assert x is not None
+    rows = x.shape[0]
+    cl = None if cols is None else cols.repeat(rows // b, 1)
+    sw.record(order, cone.logits(x[:, -1], cl), small_ctx)
+    stats.passes += 1
+    return rows
 
 
 def patch_together(

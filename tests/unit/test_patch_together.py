@@ -50,6 +50,27 @@ def test_together_matches_transformer_lens_all_pos(tiny, site, act, metric, engi
     ours.plot()  # renders without a position axis
 
 
+@pytest.mark.parametrize("site", ["heads", "mlps", "resid"])
+def test_together_shared_prefix_starts_the_cone_late(tiny, site):
+    """Clean and corrupt share their first 3 tokens (as IOI pairs share all but S2): the cone starts at position 3,
+    with the same numbers as TransformerLens."""
+    pairs = random_pairs(tiny, batch=4, seq=6, seed=6)
+    pairs.corrupt_tokens[:, :3] = pairs.clean_tokens[:, :3]
+    cache, tl_metric = _oracle(tiny, pairs, "ie")
+    ours = patch(tiny, pairs, site=site, positions="together", progress=False, engine="cone")
+    act = {"heads": None, "mlps": "post", "resid": "resid_pre"}[site]
+    if act is None:
+        tl = tlp.get_act_patch_attn_head_out_all_pos(tiny, pairs.clean_tokens, cache, tl_metric)
+    else:
+        tl = tlp.generic_activation_patch(tiny, pairs.clean_tokens, cache, tl_metric, _all_pos_setter, act,
+                                          index_axis_names=["layer"])
+    assert float((torch.tensor(ours.effects) - tl.double()).abs().max()) <= TOL
+    full = patch(tiny, pairs, site=site, positions="together", progress=False, engine="full")
+    assert float(abs(ours.effects - full.effects).max()) <= TOL
+    assert ours.meta["flops"] < 0.75 * patch(tiny, random_pairs(tiny, batch=4, seq=6, seed=6), site=site,
+                                              positions="together", progress=False).meta["flops"]
+
+
 def test_together_rotary_gqa_and_neurons():
     """Rotary positions, RMSNorm, gated MLP and grouped-query attention; single neurons at every position."""
     m = tiny_bridge(positional_embedding_type="rotary", normalization_type="RMS", gated_mlp=True, act_fn="silu",
