@@ -113,35 +113,52 @@ def path_patch_cone(model: Any, pairs: Any, *, recv: str | list[tuple[int, int]]
         raise ShapeError(f"max_memory={format_bytes(budget)} is too small for one sender: the caches take "
                          f"{format_bytes(fixed)} and one sender of {b} prompts needs {format_bytes(b * row)}; raise "
                          f"it to at least {format_bytes(fixed + b * row)} (or use fewer prompts)")
-    per = max(1, min(H, (budget - fixed) // (b * row)))
     out = torch.empty(len(sender_layers), H, b, dtype=torch.float64, device=dev)
     passes = 0
     peak = 0
-    for li, ls in enumerate(sender_layers):
-        for h0 in range(0, H, per):
-            heads = list(range(h0, min(H, h0 + per)))
-            k = len(heads)
-            if recv == "logits":
-                x = _to_logits(cone, ls, heads, acts, src, freeze_mlps)
-            else:
-                x = _through_receivers(cone, ls, heads, acts, src, freeze_mlps, recv_by_layer)
-            logits = cone.logits(x.reshape(k * b, -1), None if cols is None else cols.repeat(k, 1))
-            fn = make_metric(metric, mctx.repeat(k)) if k > 1 else make_metric(metric, mctx)
-            out[li, h0 : h0 + k] = fn(logits.float()).double().view(k, b)
-            passes += 1
-            peak = max(peak, k * b * row)
+    senders = [(li, ls, h) for li, ls in enumerate(sender_layers) for h in range(H)]
+    if recv == "logits":  # senders of every layer share a pass, joining when the recurrence reaches their layer
+        per = max(1, (budget - fixed) // (b * row))
+        chunks = [senders[i : i + per] for i in range(0, len(senders), per)]
+    else:  # one layer's heads per pass (step 3 starts at the first receiver layer for all of them)
+        per = max(1, min(H, (budget - fixed) // (b * row)))
+        chunks = [senders[i : i + per] for li in range(len(sender_layers))
+                  for i in range(li * H, (li + 1) * H, per)]
+    for chunk in chunks:
+        k = len(chunk)
+        if recv == "logits":
+            x = _to_logits(cone, [(ls, h) for _, ls, h in chunk], acts, src, freeze_mlps)
+        else:
+            x = _through_receivers(cone, chunk[0][1], [h for _, _, h in chunk], acts, src, freeze_mlps,
+                                   recv_by_layer)
+        logits = cone.logits(x.reshape(k * b, -1), None if cols is None else cols.repeat(k, 1))
+        fn = make_metric(metric, mctx.repeat(k)) if k > 1 else make_metric(metric, mctx)
+        vals = fn(logits.float()).double().view(k, b)
+        li_idx = torch.tensor([li for li, _, _ in chunk], device=dev)
+        h_idx = torch.tensor([h for _, _, h in chunk], device=dev)
+        out[li_idx, h_idx] = vals
+        passes += 1
+        peak = max(peak, k * b * row)
     meta = {"engine": "cone", "passes": passes, "max_memory": budget, "peak_bytes_estimate": fixed + peak}
     return out.cpu(), ctx, passes, meta
 
 
-def _to_logits(cone: ConeEngine, ls: int, heads: list[int], acts: dict, src: dict, freeze: bool) -> Tensor:
-    """Final residual [k B d] at the last position, sender (ls, heads[j]) in variant j."""
-    attn = _sender_attn(cone, ls, heads, acts[("z", ls)][:, -1], src[("z", ls)][:, -1])  # [k B d]
-    x = acts[("resid_pre", ls)][:, -1].unsqueeze(0)
-    for l in range(ls, cone.n_layers):
-        a = attn if l == ls else acts[("attn_out", l)][:, -1].unsqueeze(0)
-        mid = x + a
+def _to_logits(cone: ConeEngine, senders: list[tuple[int, int]], acts: dict, src: dict, freeze: bool) -> Tensor:
+    """Final residual [k B d] at the last position, sender ``senders[j]`` = (layer, head) in row block j (sorted by
+    layer): each sender's rows join the batch at its layer."""
+    by_layer: dict[int, list[int]] = {}
+    for ls, h in senders:
+        by_layer.setdefault(ls, []).append(h)
+    x: Tensor | None = None  # [k_so_far B d]
+    for l in range(min(by_layer), cone.n_layers):
+        mid = None if x is None else x + acts[("attn_out", l)][:, -1].unsqueeze(0)
+        if l in by_layer:
+            attn = _sender_attn(cone, l, by_layer[l], acts[("z", l)][:, -1], src[("z", l)][:, -1])  # [k B d]
+            new = acts[("resid_pre", l)][:, -1].unsqueeze(0) + attn
+            mid = new if mid is None else torch.cat([mid, new])
+        assert mid is not None
         x = _mlp(cone, l, mid, acts[("mlp_out", l)][:, -1].unsqueeze(0) if freeze else None)
+    assert x is not None
     return x
 
 

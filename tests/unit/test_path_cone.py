@@ -44,14 +44,15 @@ def test_cone_equals_hooked_path_patching(models, arch, receivers, freeze, metri
     assert float(np.abs(cone.effects - cone.baseline["base"]).max()) > 1e-4  # paths do change the metric
 
 
-def test_cone_chunks_to_the_memory_budget(models):
+@pytest.mark.parametrize("receivers", ["L3H0", "logits"])
+def test_cone_chunks_to_the_memory_budget(models, receivers):
     m = models["ln"]
     pairs = random_pairs(m, batch=5, seq=6, seed=8)
-    whole = path_patch(m, pairs, receivers="L3H0", progress=False, engine="cone")
+    whole = path_patch(m, pairs, receivers=receivers, progress=False, engine="cone")
     with pytest.raises(ShapeError, match="too small for one sender.*at least"):
-        path_patch(m, pairs, receivers="L3H0", progress=False, engine="cone", max_memory=1000)
-    need = int(whole.meta["peak_bytes_estimate"] * 0.6)  # fewer heads per pass, same numbers
-    small = path_patch(m, pairs, receivers="L3H0", progress=False, engine="cone", max_memory=need)
+        path_patch(m, pairs, receivers=receivers, progress=False, engine="cone", max_memory=1000)
+    need = int(whole.meta["peak_bytes_estimate"] * 0.6)  # fewer senders per pass, same numbers
+    small = path_patch(m, pairs, receivers=receivers, progress=False, engine="cone", max_memory=need)
     assert small.meta["passes"] > whole.meta["passes"]
     assert small.meta["peak_bytes_estimate"] <= need
     np.testing.assert_allclose(small.effects, whole.effects, atol=1e-6)
