@@ -54,12 +54,13 @@ def _sender_attn(cone: ConeEngine, layer: int, heads: list[int], z_base: Tensor,
     return F.linear(z.flatten(-2), blk.wo, blk.bo)
 
 
-def _override_layer(cone: ConeEngine, layer: int, x: Tensor, n_var: int, heads: list[int], z_new: Tensor,
+def _override_layer(cone: ConeEngine, layer: int, x: Tensor, p: int, n_var: int, heads: list[int], z_new: Tensor,
                     last: bool) -> Tensor:
-    """Layer ``layer`` on ``x`` [N S d] (p = 0) with heads ``heads``' z replaced by ``z_new`` [N S h dh]."""
+    """Layer ``layer`` on suffix ``x`` [N T d] (positions ``p..``; earlier ones from the base key/value cache) with
+    heads ``heads``' z replaced by ``z_new`` [N T h dh]."""
     taps: dict[str, Tensor] = {}
-    cone.layer(layer, x, 0, n_var, last=False, taps=taps)
-    z = taps["z"].clone()  # [N S H dh]
+    cone.layer(layer, x, p, n_var, last=False, taps=taps)
+    z = taps["z"].clone()  # [N T H dh]
     z[:, :, heads] = z_new.to(z.dtype)
     blk = cone.blocks[layer]
     if last:
@@ -95,7 +96,9 @@ def path_patch_cone(model: Any, pairs: Any, *, recv: str | list[tuple[int, int]]
         want |= {("mlp_out", l) for l in range(lo, n)}
     if recv_by_layer:
         want |= {("resid_pre", min(recv_by_layer))} | {("z", l) for l in recv_by_layer}
+        want |= {(c, l) for l in range(min(recv_by_layer), n) for c in ("k", "v")}  # positions before the cone
     base_logits, acts = cone.forward(base, want)
+    cone.acts, cone.batch, cone.seq_len = acts, b, s
     src_logits, src = cone.forward(source, {("z", l) for l in sender_layers})
     dev = base_logits.device
     ctx = MetricContext(base_logits.float(), src_logits.float(), pairs.clean_answers.to(dev),
@@ -139,6 +142,7 @@ def path_patch_cone(model: Any, pairs: Any, *, recv: str | list[tuple[int, int]]
         out[li_idx, h_idx] = vals
         passes += 1
         peak = max(peak, k * b * row)
+    cone.release()
     meta = {"engine": "cone", "passes": passes, "max_memory": budget, "peak_bytes_estimate": fixed + peak}
     return out.cpu(), ctx, passes, meta
 
@@ -164,36 +168,41 @@ def _to_logits(cone: ConeEngine, senders: list[tuple[int, int]], acts: dict, src
 
 def _through_receivers(cone: ConeEngine, ls: int, heads: list[int], acts: dict, src: dict, freeze: bool,
                        recv_by_layer: dict[int, list[int]]) -> Tensor:
-    """Final residual [k B d] at the last position after Wang et al.'s steps 2 and 3 for senders (ls, heads)."""
+    """Final residual [k B d] at the last position after Wang et al.'s steps 2 and 3 for senders (ls, heads).
+
+    Positions before the first one where a sender's z differs between source and base (for some prompt) are
+    unchanged in both steps, so both run on positions ``p0..S-1`` with the base key/value cache before them.
+    """
     k = len(heads)
     b, s, d, n = acts[("z", ls)].shape[0], acts[("z", ls)].shape[1], cone.d_model, cone.n_layers
+    diff = (src[("z", ls)][:, :, heads] != acts[("z", ls)][:, :, heads]).flatten(2).any(-1).any(0)  # [S]
+    p0 = int(diff.nonzero()[0, 0]) if bool(diff.any()) else s - 1
+    t = s - p0
     recorded: dict[int, Tensor] = {}
     later = [lr for lr in sorted(recv_by_layer) if lr > ls]
     for lr in sorted(recv_by_layer):  # receivers at or before the sender's layer keep their base output
         if lr <= ls:
-            z = acts[("z", lr)][:, :, recv_by_layer[lr]]
-            recorded[lr] = z.unsqueeze(0).expand(k, *z.shape).reshape(k * b, s, len(recv_by_layer[lr]), -1)
-    if later:  # step 2: the frozen run, every position, up to the last receiver layer
-        attn = _sender_attn(cone, ls, heads, acts[("z", ls)], src[("z", ls)])  # [k B S d]
-        x = acts[("resid_pre", ls)].unsqueeze(0).expand(k, -1, -1, -1)
-        for l in range(ls, max(later)):
+            z = acts[("z", lr)][:, p0:, recv_by_layer[lr]]
+            recorded[lr] = z.unsqueeze(0).expand(k, *z.shape).reshape(k * b, t, len(recv_by_layer[lr]), -1)
+    if later:  # step 2: the frozen run, positions p0.., up to the last receiver layer
+        attn = _sender_attn(cone, ls, heads, acts[("z", ls)][:, p0:], src[("z", ls)][:, p0:])  # [k B t d]
+        x = acts[("resid_pre", ls)][:, p0:].unsqueeze(0).expand(k, -1, -1, -1)
+        for l in range(ls, max(later) + 1):
             if l in recv_by_layer and l > ls:
                 taps: dict[str, Tensor] = {}
-                cone.layer(l, x.reshape(k * b, s, d), 0, k, last=False, taps=taps)
+                cone.layer(l, x.reshape(k * b, t, d), p0, k, last=False, taps=taps)
                 recorded[l] = taps["z"][:, :, recv_by_layer[l]]
-            a = attn if l == ls else acts[("attn_out", l)].unsqueeze(0)
-            x = _mlp(cone, l, x + a, acts[("mlp_out", l)].unsqueeze(0) if freeze else None)
-        taps = {}
-        lr = max(later)
-        cone.layer(lr, x.reshape(k * b, s, d), 0, k, last=False, taps=taps)
-        recorded[lr] = taps["z"][:, :, recv_by_layer[lr]]
+            if l == max(later):
+                break
+            a = attn if l == ls else acts[("attn_out", l)][:, p0:].unsqueeze(0)
+            x = _mlp(cone, l, x + a, acts[("mlp_out", l)][:, p0:].unsqueeze(0) if freeze else None)
     # step 3: the base run with the receivers' z replaced, from the first receiver layer on
     first = min(recv_by_layer)
-    x = acts[("resid_pre", first)].unsqueeze(0).expand(k, -1, -1, -1).reshape(k * b, s, d)
+    x = acts[("resid_pre", first)][:, p0:].unsqueeze(0).expand(k, -1, -1, -1).reshape(k * b, t, d)
     for l in range(first, n):
         last = l == n - 1
         if l in recorded:
-            x = _override_layer(cone, l, x, k, recv_by_layer[l], recorded[l], last)
+            x = _override_layer(cone, l, x, p0, k, recv_by_layer[l], recorded[l], last)
         else:
-            x = cone.layer(l, x, 0, k, last=last)
+            x = cone.layer(l, x, p0, k, last=last)
     return x[:, -1].reshape(k, b, d)

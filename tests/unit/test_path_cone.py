@@ -31,10 +31,11 @@ def _same(a, b):
 @pytest.mark.parametrize("arch", ["ln", "rope"])
 @pytest.mark.parametrize("receivers,freeze", [("logits", False), ("logits", True), ("L2H1,L3H0,L3H3", False),
                                               ("L1H2,L3H1", True)])
-@pytest.mark.parametrize("metric", ["logit_diff", "ie"])
-def test_cone_equals_hooked_path_patching(models, arch, receivers, freeze, metric):
+@pytest.mark.parametrize("metric,shared", [("logit_diff", 0), ("ie", 3)])  # shared: clean and corrupt share their
+def test_cone_equals_hooked_path_patching(models, arch, receivers, freeze, metric, shared):  # first tokens
     m = models[arch]
     pairs = random_pairs(m, batch=5, seq=6, seed=7)
+    pairs.corrupt_tokens[:, :shared] = pairs.clean_tokens[:, :shared]
     cone = path_patch(m, pairs, receivers=receivers, metric=metric, freeze_mlps=freeze, progress=False,
                       engine="cone", layers=[0, 1, 2])
     full = path_patch(m, pairs, receivers=receivers, metric=metric, freeze_mlps=freeze, progress=False,
