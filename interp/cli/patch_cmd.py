@@ -60,7 +60,8 @@ def run(args: argparse.Namespace) -> int:
         from interp.patching.path import path_patch
 
         res = path_patch(model, pairs, receivers=args.path_to, metric=args.metric, direction=args.direction,
-                         freeze_mlps=args.freeze_mlps, progress=progress_enabled(), model_name=args.model)
+                         freeze_mlps=args.freeze_mlps, progress=progress_enabled(), model_name=args.model,
+                         engine=args.engine, max_memory=args.max_memory)
     else:
         if args.backend == "nnsight":  # the cost, before anything runs
             from interp.backends.nnsight_patching import plan_patch
