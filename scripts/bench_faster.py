@@ -171,19 +171,17 @@ def toy_circuit_case() -> list[dict[str, Any]]:
             yield ev.score(keep_heads=heads, keep_mlps=mlps)
 
     sweeps: dict[str, float] = {}
+    orig_sweep = search.sweep
 
     def timed_sweep(label: str) -> Callable[..., Any]:
-        inner = search.sweep
-
         def wrapped(*a: Any, **k: Any) -> Any:
             t = time.perf_counter()
-            out = inner(*a, **k)
+            out = orig_sweep(*a, **k)
             sweeps[label] = time.perf_counter() - t
             return out
 
         return wrapped
 
-    orig_sweep = search.sweep
     try:
         search.iter_scores = one_per_pass  # type: ignore[assignment]
         search.sweep = timed_sweep("old")  # type: ignore[assignment]
