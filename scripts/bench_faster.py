@@ -186,16 +186,25 @@ def toy_circuit_case() -> list[dict[str, Any]]:
         search.iter_scores = one_per_pass  # type: ignore[assignment]
         search.sweep = timed_sweep("old")  # type: ignore[assignment]
         old, t_old, _ = _timed(lambda: find_circuit(model, task, mean=mean, effects=effects))
+        search.sweep = timed_sweep("old_resample")  # type: ignore[assignment]
+        old_r = find_circuit(model, task, mean=mean, effects=effects, ablation="resample", sensitivity=("resample",))
         search.iter_scores = batched
         search.sweep = timed_sweep("new")  # type: ignore[assignment]
         new, t_new, peak = _timed(lambda: find_circuit(model, task, mean=mean, effects=effects))
+        search.sweep = timed_sweep("new_resample")  # type: ignore[assignment]
+        new_r = find_circuit(model, task, mean=mean, effects=effects, ablation="resample", sensitivity=("resample",))
     finally:
         search.iter_scores, search.sweep = batched, orig_sweep
+    assert old_r.heads == new_r.heads
+    diff_r = max(abs(a["faithfulness"] - b["faithfulness"]) for a, b in zip(old_r.curve, new_r.curve, strict=True))
     assert old.heads == new.heads, (old.heads, new.heads)
     diff = max(abs(a["faithfulness"] - b["faithfulness"]) for a, b in zip(old.curve, new.curve, strict=True))
     rows = [_row("circuit sweep (toy-arith, pooled)", f"{len(old.curve)} circuits x 200 prompts",
                  "one circuit per pass", sweeps["old"], sweeps["new"], diff, 1.0, peak,
                  {"same_circuit": old.heads == new.heads})]
+    rows.append(_row("circuit sweep, resample ablation", f"{len(old_r.curve)} circuits x 200 prompts",
+                     "one circuit per pass", sweeps["old_resample"], sweeps["new_resample"], diff_r, 1.0, peak,
+                     {"same_circuit": old_r.heads == new_r.heads}))
     rows.append(_row("find_circuit (toy-arith, pooled)", "sweep + sensitivity (effects, mean given)",
                      "one circuit per pass", t_old, t_new, abs(old.faithfulness - new.faithfulness), 1.0, peak,
                      {"same_circuit": old.heads == new.heads}))
