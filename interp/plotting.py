@@ -65,6 +65,9 @@ def plot_patch_result(result: Any, *, title: str | None = None, transform: str =
     effects = signed_log1p(result.effects) if transform == "log1p" else result.effects
     zlabel = f"log1p({result.metric})" if transform == "log1p" else result.metric
     axes = result.axes
+    if len(axes) == 1:  # [layer]: a component patched at every position at once (positions="together")
+        return heatmap(np.asarray(effects)[:, None], x=["all positions"], y=result.labels[axes[0]], title=title,
+                       zlabel=zlabel)
     if len(axes) == 2:
         return heatmap(effects, x=result.labels[axes[1]], y=result.labels[axes[0]], title=title, zlabel=zlabel)
     # [layer pos unit]: one panel per position

@@ -317,7 +317,17 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--smol-pairs", type=int, default=4, help="prompt pairs on smollm2-135m")
     ap.add_argument("--quick", action="store_true", help="a few small cases only (smoke test)")
     ap.add_argument("--only", default=None, help="run only cases whose 'site/positions' matches, e.g. heads/all")
-    args = ap.parse_args(argv)
+    ap.add_argument("--suite", default="exact", choices=("exact", "faster"),
+                    help="exact: single-site sweeps vs TransformerLens (default); faster: path patching, "
+                         "all-position heads and the circuit sweep (scripts/bench_faster.py; other flags go there)")
+    args, rest = ap.parse_known_args(argv)
+    if args.suite == "faster":
+        sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+        from bench_faster import main as faster_main
+
+        return faster_main(rest + (["--json", args.json] if args.json else []) + ["--threads", str(args.threads)])
+    if rest:
+        ap.error(f"unrecognized arguments: {' '.join(rest)}")
 
     torch.set_num_threads(args.threads)
     from interp._io import write_json_atomic

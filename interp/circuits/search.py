@@ -28,6 +28,7 @@ import torch
 from torch import Tensor
 
 from interp.circuits.ablation import CircuitError, mean_cache
+from interp.circuits.batched import iter_scores
 from interp.circuits.circuit import Circuit
 from interp.circuits.effects import METHODS, ComponentEffects, check_operator, component_effects
 from interp.circuits.faithfulness import FaithfulnessEvaluator
@@ -121,6 +122,10 @@ def sweep(
     mlps: list[int] = list(base_mlps)
     steps = len(order) if max_steps is None else min(len(order), int(max_steps))
     curve = []
+    prefixes = [(order[:s], list(base_mlps)) for s in range(steps + 1)]
+    circuits = [([(l, int(h)) for k, l, h in o if k == "head"], m + [l for k, l, _ in o if k == "mlp"])  # type: ignore
+                for o, m in prefixes]
+    scores = iter_scores(evaluator, circuits)  # many circuits per forward pass (interp.circuits.batched)
     for step in range(steps + 1):
         added = None
         if step > 0:
@@ -131,7 +136,7 @@ def sweep(
             else:
                 mlps.append(layer)
                 added = f"MLP{layer}"
-        f = evaluator.score(keep_heads=heads, keep_mlps=mlps).faithfulness
+        f = next(scores).faithfulness
         curve.append({"n_heads": len(heads), "n_mlps": len(mlps), "faithfulness": f, "added": added})
         if stop_at_target and target is not None and f >= target:
             break

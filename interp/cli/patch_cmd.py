@@ -18,7 +18,9 @@ def register(sub: Any, name: str) -> None:
     add_scale_args(p, nnsight=True)
     add_task_args(p)
     p.add_argument("--site", default="heads", choices=list(CLI_SITES), help="what to patch (default heads)")
-    p.add_argument("--positions", default="all", help="all (default), last, or comma-separated indices like 3,4")
+    p.add_argument("--positions", default="all",
+                   help="all (default), last, comma-separated indices like 3,4, or together (every position at "
+                        "once, TransformerLens's *_all_pos)")
     p.add_argument("--metric", default="ie", choices=METRICS, help="effect metric (default ie, Eq. 1 of the paper)")
     p.add_argument("--direction", default="noising", choices=("noising", "denoising"),
                    help="noising: run clean, patch in corrupt (paper, default); denoising: the reverse")
@@ -58,7 +60,8 @@ def run(args: argparse.Namespace) -> int:
         from interp.patching.path import path_patch
 
         res = path_patch(model, pairs, receivers=args.path_to, metric=args.metric, direction=args.direction,
-                         freeze_mlps=args.freeze_mlps, progress=progress_enabled(), model_name=args.model)
+                         freeze_mlps=args.freeze_mlps, progress=progress_enabled(), model_name=args.model,
+                         engine=args.engine, max_memory=args.max_memory)
     else:
         if args.backend == "nnsight":  # the cost, before anything runs
             from interp.backends.nnsight_patching import plan_patch

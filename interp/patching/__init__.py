@@ -1,6 +1,7 @@
 """Exact activation patching (the reference method), its cone-aware engine and its result type.
 
-Level 3 (patching): exact sweeps (`exact`), the cone engine (`engine/`), path patching (`path`), attribution
+Level 3 (patching): exact sweeps (`exact`), the cone engine (`engine/`), all-position patching
+(`together`, ``positions="together"``), path patching (`path`, through the cone in `path_cone`), attribution
 patching (`attribution`), `PatchResult` and result helpers (`result`). May import core, models and tasks.
 """
 

@@ -361,12 +361,21 @@ def patch(
     (`interp.patching.devices`). ``neurons`` is a list of neuron indices for
     every layer, or ``{layer: [neurons]}`` with lists of equal length (e.g. `top_neurons_per_layer` of a
     previous sweep), which gives axes ``layer, pos, rank`` and the neuron ids in ``meta["neurons"]``.
+    ``positions="together"`` patches each component at every position at once (TransformerLens's ``*_all_pos``;
+    `interp.patching.together`): axes without ``pos``, e.g. ``[layer head]``.
     """
     t0 = time.time()
     if engine not in ENGINES:
         raise unknown("engine", engine, ENGINES)
     from interp.backends import is_nnsight_model
+    from interp.patching.together import is_together, patch_together
 
+    if is_together(positions):  # every position at once (TL's *_all_pos), through the cone engine
+        if is_nnsight_model(model):
+            raise Unsupported("positions='together' runs on TransformerLens bridges, not on the nnsight backend")
+        return patch_together(model, pairs, site=site, metric=metric, direction=direction, layers=layers,
+                              neurons=neurons, max_rows=max_rows, progress=progress, model_name=model_name,
+                              max_memory=max_memory, engine=engine)  # type: ignore[arg-type]
     if is_nnsight_model(model):  # the nnsight backend: same sweep, same result, run as batched nnsight traces
         if engine == "cone":
             raise Unsupported("engine='cone' runs on TransformerLens bridges; an nnsight model runs batched full "

@@ -28,9 +28,10 @@ from typing import Any
 import torch
 from torch import Tensor
 
-from interp.errors import ShapeError
+from interp.errors import ShapeError, unknown
 from interp.metrics import MetricContext, make_metric, metric_unpatched_values
-from interp.patching.exact import prepare_sweep
+from interp.patching.engine import Unsupported
+from interp.patching.exact import ENGINES, prepare_sweep
 from interp.patching.result import PatchResult
 from interp.sites import hook_name, resolve_layers
 from interp.tasks.base import PromptPairs
@@ -86,12 +87,19 @@ def path_patch(
     freeze_mlps: bool = False,
     progress: bool = True,
     model_name: str = "",
+    engine: str = "auto",
+    max_memory: int | str = "auto",
 ) -> PatchResult:
     """Path patching of every head of ``layers`` (default: all) as sender, to ``receivers`` (see module doc).
 
     ``direction="noising"`` runs the clean prompt and takes the sender's output from the corrupt one (as
     `interp.patching.patch`); ``"denoising"`` the reverse. ``effects[layer, head]`` is the mean metric of the
     path-patched runs; ``baseline`` holds the unpatched base and source values.
+
+    ``engine="auto"`` (default) runs through the cone engine (`interp.patching.path_cone`: only the MLPs and, for
+    receiver heads, the receivers' cone are recomputed, every sender of a layer in one batch within ``max_memory``)
+    and falls back to the hooked full passes below for architectures it does not handle; ``"cone"`` requires the
+    engine, ``"full"`` always runs the hooked passes (one or two per sender). Both give the same numbers.
     """
     from tqdm.auto import tqdm
 
@@ -101,7 +109,23 @@ def path_patch(
     sender_layers = resolve_layers(model, layers)
     if recv != "logits":
         _check_receivers(model, recv, sender_layers)
+    if engine not in ENGINES:
+        raise unknown("engine", engine, ENGINES)
     n_layers, n_heads = int(model.cfg.n_layers), int(model.cfg.n_heads)
+    note = ""
+    if engine != "full":
+        from interp.patching.path_cone import path_patch_cone
+
+        try:
+            per_prompt, ctx, n_pass, meta = path_patch_cone(model, pairs, recv=recv, sender_layers=sender_layers,
+                                                            metric=metric, freeze_mlps=freeze_mlps,
+                                                            max_memory=max_memory)
+            return _result(per_prompt, ctx, pairs, sender_layers, n_heads, recv, freeze_mlps, metric, direction,
+                           model, model_name, 2 + n_pass, time.time() - t0, meta)
+        except Unsupported as e:
+            if engine == "cone":
+                raise
+            note = f"full passes: {e}"
     z_names = [hook_name("head", lyr) for lyr in range(n_layers)]
     mlp_names = [hook_name("mlp_out", lyr) for lyr in range(n_layers)] if freeze_mlps else []
     keep = set(z_names + mlp_names)
@@ -151,6 +175,13 @@ def path_patch(
             n_fwd += 1
         per_prompt[si // n_heads, hs] = score(logits[:, -1].float()).double()
 
+    return _result(per_prompt, ctx, pairs, sender_layers, n_heads, recv, freeze_mlps, metric, direction, model,
+                   model_name, n_fwd, time.time() - t0, {"engine": "full", **({"engine_note": note} if note else {})})
+
+
+def _result(per_prompt: Tensor, ctx: MetricContext, pairs: PromptPairs, sender_layers: list[int], n_heads: int,
+            recv: Any, freeze_mlps: bool, metric: str, direction: str, model: Any, model_name: str, n_fwd: int,
+            seconds: float, meta: dict[str, Any]) -> PatchResult:
     # undefined (non-finite) per-prompt values are left out of each cell's mean and counted, as in `patch`
     ok = torch.isfinite(per_prompt)
     n_def = ok.sum(-1)
@@ -178,13 +209,13 @@ def path_patch(
         direction=direction,
         n_prompts=pairs.n,
         n_forward_passes=n_fwd,
-        seconds=time.time() - t0,
+        seconds=seconds,
         stderr=stderr,
         baseline=metric_unpatched_values(metric, ctx),
         meta={"method": "path_patching", "n_undefined_total": int(n_undef.sum()),
               **({"n_undefined": n_undef.tolist()} if n_undef.sum() else {}),
               "receivers": "logits" if recv == "logits" else [f"L{lyr}H{h}" for lyr, h in recv],
-              "freeze_mlps": freeze_mlps},
+              "freeze_mlps": freeze_mlps, **meta},
     )
 
 

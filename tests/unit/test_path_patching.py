@@ -71,7 +71,7 @@ def test_receiver_heads_see_only_the_senders_path(model64, pairs):
     """Sender L0Hh -> receivers = every head of layer 1, MLPs frozen: layer 1's heads recompute from
     resid_pre1 + the sender's write, then only their outputs are patched into a clean run."""
     res = path_patch(model64, pairs, receivers="L1H0,L1H1,L1H2,L1H3", layers=[0], metric="logit_diff",
-                     freeze_mlps=True, progress=False)
+                     freeze_mlps=True, progress=False, engine="full")
     assert res.n_forward_passes == 2 + 2 * 4 and res.meta["receivers"] == ["L1H0", "L1H1", "L1H2", "L1H3"]
     dz = _z(model64, pairs.corrupt_tokens, 0) - _z(model64, pairs.clean_tokens, 0)
     for h in range(4):
@@ -117,7 +117,8 @@ def test_patch_cli_path_to(tmp_path, capsys):
                  "--freeze-mlps", "--metric", "logit_diff", "--out", str(out)]) == 0
     d = json.loads(out.read_text())
     assert d["axes"] == ["layer", "head"] and d["meta"]["receivers"] == ["L3H0", "L3H2"] and d["meta"]["freeze_mlps"]
-    assert len(d["effects"]) == 4 and d["n_forward_passes"] == 2 + 2 * 16
+    # through the cone engine: one batched pass per sender layer (2 hooked passes per sender with engine="full")
+    assert len(d["effects"]) == 4 and d["meta"]["engine"] == "cone" and d["n_forward_passes"] == 2 + 4
     # senders in the receivers' layer have no path to them: exactly the unpatched value
     assert d["effects"][3] == pytest.approx([d["baseline"]["base"]] * 4, abs=1e-4)
     assert "path patching to L3H0,L3H2" in capsys.readouterr().out

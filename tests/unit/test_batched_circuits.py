@@ -1,0 +1,79 @@
+"""Batched circuit evaluation (`interp.circuits.batched`) against one circuit per pass (`FaithfulnessEvaluator`)."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+
+from interp.circuits.batched import BatchedFaithfulness, row_bytes, score_circuits
+from interp.circuits.faithfulness import FaithfulnessEvaluator
+from interp.circuits.search import sweep
+from interp.errors import ShapeError
+from interp.sites import hook_name
+from tests.conftest import random_pairs
+
+CIRCUITS = [
+    ([], []),
+    ([(0, 1), (2, 3)], [0, 2]),
+    ([(l, h) for l in range(3) for h in range(4)], [0, 1, 2]),
+    ([(1, 0)], [1]),
+    {"keep_heads": [(0, 0)], "keep_mlps": [0], "keep_neurons": {1: [3, 5, 60]}},
+]
+
+
+@pytest.fixture(scope="module")
+def setup(tiny):
+    pairs = random_pairs(tiny, batch=7, seq=6)
+    g = torch.Generator().manual_seed(1)
+    mean = {hook_name("head", l): torch.randn(6, 4, 8, generator=g) for l in range(3)}
+    mean |= {hook_name("mlp", l): torch.randn(6, 64, generator=g) for l in range(3)}
+    return pairs, mean
+
+
+def _kw(c):
+    return c if isinstance(c, dict) else {"keep_heads": c[0], "keep_mlps": c[1]}
+
+
+@pytest.mark.parametrize("ablation", ["mean", "zero", "resample"])
+@pytest.mark.parametrize("max_rows", [None, 3, 14])  # all in one pass, prompts split, two circuits per pass
+def test_batched_equals_one_circuit_per_pass(tiny, setup, ablation, max_rows):
+    pairs, mean = setup
+    ev = FaithfulnessEvaluator(tiny, pairs.clean_tokens, pairs.clean_answers, ablation=ablation, mean=mean,
+                               resample_tokens=pairs.corrupt_tokens)
+    got = score_circuits(ev, CIRCUITS, max_rows=max_rows)
+    for c, r in zip(CIRCUITS, got, strict=True):
+        ref = ev.score(**_kw(c))
+        np.testing.assert_allclose(r.nl_circuit, ref.nl_circuit, rtol=1e-6, atol=1e-7)
+        assert r.faithfulness == pytest.approx(ref.faithfulness, abs=1e-6)
+        assert (r.n_heads, r.n_mlps, r.n_neurons) == (ref.n_heads, ref.n_mlps, ref.n_neurons)
+    # the empty circuit is NL(∅) and the full one NL(M) by construction
+    assert got[0].faithfulness == pytest.approx(0.0, abs=1e-6)
+    assert got[2].faithfulness == pytest.approx(1.0, abs=1e-6)
+
+
+def test_passes_follow_the_budget(tiny, setup):
+    pairs, mean = setup
+    ev = FaithfulnessEvaluator(tiny, pairs.clean_tokens, pairs.clean_answers, ablation="mean", mean=mean)
+    one = row_bytes(tiny, 6)
+    b = BatchedFaithfulness(ev, max_memory=one * 14)  # two circuits of 7 prompts per pass
+    b.score_many(CIRCUITS)
+    assert b.stats["passes"] == 3 and b.stats["rows"] == 35
+    assert b.stats["peak_bytes_estimate"] <= one * 14
+    with pytest.raises(ShapeError, match="too small for one evaluated row.*minimum is"):
+        BatchedFaithfulness(ev, max_memory=one - 1)
+
+
+def test_sweep_curve_equals_one_circuit_per_pass(tiny, setup):
+    pairs, mean = setup
+    ev = FaithfulnessEvaluator(tiny, pairs.clean_tokens, pairs.clean_answers, ablation="mean", mean=mean)
+    order = [("head", 1, 2), ("head", 0, 3), ("mlp", 0, None), ("head", 2, 1), ("mlp", 2, None)]
+    curve = sweep(ev, order, base_mlps=[1])
+    heads, mlps = [], [1]
+    for row, step in zip(curve, [None, *order], strict=True):  # the old loop: one circuit per pass
+        if step is not None:
+            (heads if step[0] == "head" else mlps).append((step[1], step[2]) if step[0] == "head" else step[1])
+        assert row["faithfulness"] == pytest.approx(ev.score(keep_heads=heads, keep_mlps=mlps).faithfulness, abs=1e-6)
+    assert [r["added"] for r in curve] == [None, "L1H2", "L0H3", "MLP0", "L2H1", "MLP2"]
+    stopped = sweep(ev, order, base_mlps=[1], target=-10.0, stop_at_target=True)
+    assert len(stopped) == 1
