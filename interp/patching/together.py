@@ -21,6 +21,7 @@ import time
 from collections.abc import Mapping, Sequence
 from typing import Any
 
+import numpy as np
 import torch
 from torch import Tensor
 
@@ -256,15 +257,17 @@ def patch_together(
         else:
             n_pass = _run_full(sw, specs, src_cache)
         baseline = metric_unpatched_values(metric, ctx)
-        sums, sq = sw.sums.cpu().numpy(), sw.sq.cpu().numpy()
+        sums, sq, n_def = sw.sums.cpu().numpy(), sw.sq.cpu().numpy(), sw.n_def.cpu().numpy()
     meta: dict[str, Any] = {"engine": "cone" if cone is not None else "full", "positions": TOGETHER,
                             "max_memory": budget, **({"engine_note": note} if note else {})}
     if cone is not None:
         meta.update(stats.to_dict())
     res = sweep_result(sp, sums, sq, site=site, metric=metric, direction=direction, model=model,
                        model_name=model_name, n_forward_passes=2 + n_pass, seconds=time.time() - t0,
-                       baseline=baseline, meta=meta)
+                       baseline=baseline, meta=meta, n_defined=n_def)
     i = res.axes.index("pos")  # one entry (a placeholder): drop it
+    if "n_undefined" in res.meta:  # per-cell counts without the placeholder axis
+        res.meta["n_undefined"] = np.asarray(res.meta["n_undefined"]).squeeze(i).tolist()
     axes = tuple(a for a in res.axes if a != "pos")
     return dataclasses.replace(
         res, effects=res.effects.squeeze(i), stderr=None if res.stderr is None else res.stderr.squeeze(i), axes=axes,
