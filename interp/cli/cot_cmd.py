@@ -10,7 +10,7 @@ from interp.cli.common import add_model_arg, load, progress_enabled
 
 
 def register(sub: Any, name: str) -> None:
-    from interp.vocab.cot import VARIANTS
+    from interp.cli.choices import COT_VARIANTS as VARIANTS
 
     p = sub.add_parser(name, help="chain-of-thought variants: accuracy and concept-neuron activation; JSON")
     add_model_arg(p)

@@ -32,7 +32,7 @@ def register(sub: Any, name: str) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from interp._io import write_text_atomic
+    from interp._io import write_outputs
     from interp.neurons.dynamics import training_dynamics
     from interp.tasks import parse_task
 
@@ -42,9 +42,8 @@ def run(args: argparse.Namespace) -> int:
         knockout_per_layer=args.knockout_per_layer, steps=args.steps, faithfulness=not args.no_faithfulness,
         faithfulness_layers=args.faithfulness_layers, progress=progress_enabled(),
     )
-    res.save(args.out)
-    if args.plot:
-        write_text_atomic(args.plot, res.plot().to_html(include_plotlyjs=True, full_html=True))
+    html = res.plot().to_html(include_plotlyjs=True, full_html=True) if args.plot else None
+    write_outputs({args.out: res.save, args.plot: html})  # both or neither
     print(f"wrote {args.out}: {len(res.steps)} checkpoints, {res.n_final_triples} final heuristic matches, "
           f"{res.seconds:.1f} s")
     share = res.mutual_share() if res.faithfulness_heuristic else None

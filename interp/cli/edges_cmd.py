@@ -12,7 +12,8 @@ from interp.cli.common import add_model_arg, load
 
 
 def _add_edge_args(p: argparse.ArgumentParser, *, with_method: bool = True) -> None:
-    from interp.circuits.edges import EDGE_ABLATIONS, EDGE_METRICS, METHODS
+    from interp.cli.choices import EDGE_ABLATIONS, EDGE_METRICS
+    from interp.cli.choices import EDGE_METHODS as METHODS
 
     if with_method:
         p.add_argument("--method", default="eap-ig-inputs", choices=METHODS,
@@ -40,21 +41,6 @@ def register(sub: Any, name: str) -> None:
     p.set_defaults(func=run)
 
 
-def _check_paths(*paths: str | None) -> None:
-    import os
-
-    from interp.errors import InterpError
-
-    for p in paths:
-        if p is None:
-            continue
-        d = os.path.dirname(os.path.abspath(p))
-        if os.path.exists(p) and os.path.isdir(p):
-            raise InterpError(f"output path {p!r} is a directory")
-        if os.path.exists(d) and not os.access(d, os.W_OK):
-            raise InterpError(f"cannot write to {d!r}")
-
-
 def _evaluation_pairs(model: Any, task: Any, n: int | None) -> Any:
     from interp.circuits.edges.prep import resolve_pairs
 
@@ -65,13 +51,12 @@ def _evaluation_pairs(model: Any, task: Any, n: int | None) -> Any:
 
 
 def run(args: argparse.Namespace) -> int:
-    from interp._io import write_text_atomic
+    from interp._io import write_outputs
     from interp.circuits.edges import EdgeEvaluator, edge_scores, save_mib
     from interp.circuits.edges.graph import EdgeError
     from interp.circuits.edges.prep import resolve_pairs
     from interp.tasks import parse_task
 
-    _check_paths(args.out, args.plot, args.mib)
     if args.ig_steps < 1:
         raise EdgeError(f"--ig-steps must be >= 1; got {args.ig_steps}")
     model = load(args)
@@ -79,14 +64,13 @@ def run(args: argparse.Namespace) -> int:
     pairs = resolve_pairs(model, task, n=args.n)
     sc = edge_scores(model, pairs, args.method, ig_steps=args.ig_steps, ablation=args.ablation,
                      metric=args.edge_metric, batch_size=args.batch_size, task_name=args.task)
-    sc.save(args.out)
     figs = [sc.plot()]
     circ = None
     if args.top_n is not None or args.threshold is not None:
         circ = sc.circuit(args.top_n, threshold=args.threshold)
         if not circ.edges:
             raise EdgeError("the selected circuit is empty after pruning; raise --top-n or lower --threshold")
-    print(f"wrote {args.out}: {sc!r} in {sc.seconds:.1f} s")
+    print(f"scored: {sc!r} in {sc.seconds:.1f} s")
     for name, v in sc.top(10):
         print(f"  {v:+.4f}  {name}")
     if args.curve or circ is not None:
@@ -103,13 +87,15 @@ def run(args: argparse.Namespace) -> int:
             f = ev.score(circ).faithfulness
             print(f"  circuit: {len(circ.edges)} edges, faithfulness {f:.3f}")
             figs.append(circ.plot())
-    if args.mib:
-        save_mib(args.mib, sc, circ, d_model=int(model.cfg.d_model))
-        print(f"wrote {args.mib} (MIB format)")
+    html = None
     if args.plot:
-        from interp.report import Section, render_html
+        from interp.report.base import Section, render_html
 
-        write_text_atomic(args.plot, render_html(f"interp edges: {args.model}", [Section("Edges", [], figs)]))
+        html = render_html(f"interp edges: {args.model}", [Section("Edges", [], figs)])
+    d_model = int(model.cfg.d_model)
+    write_outputs({args.out: sc.save, args.plot: html,  # all or none
+                   args.mib: (lambda p: save_mib(p, sc, circ, d_model=d_model)) if args.mib else None})
+    print("wrote " + ", ".join(p for p in (args.out, args.plot, args.mib) if p))
     return 0
 
 
@@ -117,8 +103,8 @@ def run(args: argparse.Namespace) -> int:
 def add_circuit_level_args(p: argparse.ArgumentParser) -> None:
     """Arguments `interp circuit` needs for ``--level edges`` (its own --ablation/--metric/--target are reused:
     ``resample`` maps to ``counterfactual``; the edge metric is ``--edge-metric``)."""
-    from interp.circuits.edges import METHODS
-    from interp.circuits.edges.search import SELECTIONS
+    from interp.cli.choices import EDGE_METHODS as METHODS
+    from interp.cli.choices import EDGE_SELECTIONS as SELECTIONS
 
     p.add_argument("--level", choices=("nodes", "edges"), default="nodes",
                    help="node circuit (heads/MLPs, default) or edge circuit (sender -> receiver edges)")
@@ -131,12 +117,11 @@ def add_circuit_level_args(p: argparse.ArgumentParser) -> None:
 
 def run_circuit_level_edges(args: argparse.Namespace) -> int:
     """``interp circuit --level edges``: score edges, grow the circuit to ``--target`` faithfulness, write JSON."""
-    from interp._io import write_text_atomic
+    from interp._io import write_outputs
     from interp.circuits.edges import EdgeEvaluator, edge_scores, save_mib
     from interp.circuits.edges.search import find_edge_circuit
     from interp.tasks import parse_task
 
-    _check_paths(args.out, getattr(args, "plot", None), args.mib)
     ablation = {"resample": "counterfactual"}.get(args.ablation, args.ablation)
     model = load(args)
     task = parse_task(args.task)
@@ -145,14 +130,15 @@ def run_circuit_level_edges(args: argparse.Namespace) -> int:
                      metric=args.edge_metric, task_name=args.task)
     ev = EdgeEvaluator(model, _evaluation_pairs(model, task, args.n_eval), ablation=ablation, metric=args.edge_metric)
     circ = find_edge_circuit(ev, sc, target=args.target, selection=args.select)
-    circ.save(args.out)
-    if args.mib:
-        save_mib(args.mib, sc, circ, d_model=int(model.cfg.d_model))
+    html = None
     if getattr(args, "plot", None):
-        from interp.report import Section, render_html
+        from interp.report.base import Section, render_html
 
-        write_text_atomic(args.plot, render_html(f"interp circuit --level edges: {args.model}",
-                                                 [Section("Edge circuit", [], [circ.plot_curve(), circ.plot()])]))
+        html = render_html(f"interp circuit --level edges: {args.model}",
+                           [Section("Edge circuit", [], [circ.plot_curve(), circ.plot()])])
+    d_model = int(model.cfg.d_model)
+    write_outputs({args.out: circ.save, getattr(args, "plot", None): html,  # all or none
+                   args.mib: (lambda p: save_mib(p, sc, circ, d_model=d_model)) if args.mib else None})
     c = circ.curve
     print(f"wrote {args.out}: {len(circ.edges)} of {circ.graph.n_edges} edges, faithfulness {circ.faithfulness:.3f} "
           f"(target {args.target}{'' if c['reached'] else ', NOT reached: all edges kept'}); "

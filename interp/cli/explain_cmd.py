@@ -130,13 +130,14 @@ def run(args: argparse.Namespace) -> int:
     _validate(args)  # before the model loads
     model = load(args)
     res, line = globals()[f"_run_{args.what}"](model, args)
-    from interp._io import write_json_atomic, write_text_atomic
+    import json
+
+    from interp._io import write_outputs
 
     d = res.to_dict()
-    d["command"] = {k: v for k, v in vars(args).items() if k != "func"}
-    write_json_atomic(args.out, d)
-    if args.plot:
-        write_text_atomic(args.plot, res.plot().to_html(include_plotlyjs=True, full_html=True))
+    d["command"] = {k: v for k, v in vars(args).items() if k not in ("func", "output_dirs")}
+    html = res.plot().to_html(include_plotlyjs=True, full_html=True) if args.plot else None
+    write_outputs({args.out: json.dumps(d, indent=1) + "\n", args.plot: html})  # both or neither
     print(f"wrote {args.out}: {line}")
     return 0
 

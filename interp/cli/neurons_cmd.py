@@ -16,7 +16,7 @@ def _ints(text: str) -> list[int]:
 
 
 def add_classifier_args(p: argparse.ArgumentParser) -> None:
-    from interp.neurons.heuristics import GRIDS, K_RULES, MAP_MODES
+    from interp.cli.choices import GRIDS, K_RULES, MAP_MODES
 
     p.add_argument("--threshold", type=float, default=0.6, help="matching threshold t in (0, 1] (default 0.6)")
     p.add_argument("--grid", choices=GRIDS, default="paper",
@@ -63,7 +63,7 @@ def register(sub: Any, name: str) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from interp._io import write_text_atomic
+    from interp._io import write_outputs
     from interp.neurons.pipeline import analyze_neurons
     from interp.neurons.results import PromptKnockout
 
@@ -76,11 +76,12 @@ def run(args: argparse.Namespace) -> int:
         min_neurons=args.min_neurons, knockout_prompts=args.knockout_prompts, n_random=args.n_random,
         budget_mb=args.budget_mb, model_name=args.model, progress=progress_enabled(),
     )
-    res.save(args.out)
+    html = None
     if args.plot:
         figs = [PromptKnockout.figure(res.prompt_knockout), res.class_knockout.plot(), res.classification.plot()]
         html = "".join(f.to_html(include_plotlyjs=(i == 0), full_html=False) for i, f in enumerate(figs))
-        write_text_atomic(args.plot, f"<html><body>{html}</body></html>")
+        html = f"<html><body>{html}</body></html>"
+    write_outputs({args.out: res.save, args.plot: html})  # both or neither
     d = res.to_dict()
     print(f"wrote {args.out}: {len(d['neurons'])} neurons (top {res.settings['top_k']} per layer), "
           f"classified {100 * d['classified_fraction']:.1f}% "
