@@ -88,7 +88,10 @@ class HeadScores:
         return self.scores[self.kinds.index(kind)]
 
     def top(self, kind: str, k: int = 5) -> list[tuple[str, float]]:
-        """The ``k`` highest-scoring heads of ``kind`` as ``("L5H1", score)``."""
+        """The ``k`` highest-scoring heads of ``kind`` as ``("L5H1", score)``; ``k >= 0``."""
+        from interp.checks import check_int
+
+        k = check_int(k, "k", lo=0)
         s = self.of(kind)
         order = np.argsort(-s.reshape(-1), kind="stable")[:k]
         return [(f"L{int(f) // s.shape[1]}H{int(f) % s.shape[1]}", float(s.reshape(-1)[f])) for f in order]

@@ -85,6 +85,19 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+_PARSERS: dict[str, argparse.ArgumentParser] = {}
+
+
+def _parser() -> argparse.ArgumentParser:
+    """`build_parser`, built once per process (defaults that depend on INTERP_FAST are keyed on it)."""
+    import os
+
+    key = os.environ.get("INTERP_FAST", "")
+    if key not in _PARSERS:
+        _PARSERS[key] = build_parser()
+    return _PARSERS[key]
+
+
 def check_output_args(args: argparse.Namespace) -> None:
     """Refuse unwritable output paths of ``args`` before anything runs (`interp._io.check_outputs`)."""
     from interp._io import check_outputs
@@ -98,8 +111,7 @@ def check_output_args(args: argparse.Namespace) -> None:
 def main(argv: Sequence[str] | None = None) -> int:
     command = "?"
     try:
-        parser = build_parser()
-        args = parser.parse_args(argv)
+        args = _parser().parse_args(argv)
         command = args.command
         level = logging.INFO if args.verbose else logging.ERROR if args.quiet else logging.WARNING
         logging.basicConfig(level=level, format="%(message)s")

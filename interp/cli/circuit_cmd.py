@@ -8,6 +8,7 @@ import time
 from typing import Any
 
 from interp.cli.common import add_model_arg, add_scale_args, add_task_args, load, progress_enabled, task_from_args
+from interp.cli.types import nonneg_int, positive_int
 
 
 def _seeds(text: str) -> tuple[int, ...]:
@@ -38,9 +39,9 @@ def register(sub: Any, name: str) -> None:
     p.add_argument("--rank-mlps", action="store_true", help="rank MLPs together with heads instead of keeping all")
     p.add_argument("--seeds", type=_seeds, default=(42, 412, 32879),
                    help="corrupt-sampling seeds averaged for the ranking (default 42,412,32879)")
-    p.add_argument("--n-eval", type=int, default=50, help="held-out evaluation prompts per operator (default 50)")
-    p.add_argument("--max-heads", type=int, default=None, help="sweep at most this many heads")
-    p.add_argument("--operand-max", type=int, default=None,
+    p.add_argument("--n-eval", type=positive_int, default=50, help="held-out evaluation prompts per operator (default 50)")
+    p.add_argument("--max-heads", type=positive_int, default=None, help="sweep at most this many heads")
+    p.add_argument("--operand-max", type=nonneg_int, default=None,
                    help="largest operand of the mean-ablation grid (default: the task's; shrink for big models)")
     p.add_argument("--no-per-operator", action="store_true",
                    help="only the pooled circuit, not one per operator as well")

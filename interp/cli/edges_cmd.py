@@ -9,6 +9,7 @@ import argparse
 from typing import Any
 
 from interp.cli.common import add_model_arg, load
+from interp.cli.types import positive_int
 
 
 def _add_edge_args(p: argparse.ArgumentParser, *, with_method: bool = True) -> None:
@@ -18,13 +19,13 @@ def _add_edge_args(p: argparse.ArgumentParser, *, with_method: bool = True) -> N
     if with_method:
         p.add_argument("--method", default="eap-ig-inputs", choices=METHODS,
                        help="edge scoring (default eap-ig-inputs)")
-    p.add_argument("--ig-steps", type=int, default=5, help="integrated-gradient steps of eap-ig-* (default 5)")
+    p.add_argument("--ig-steps", type=positive_int, default=5, help="integrated-gradient steps of eap-ig-* (default 5)")
     p.add_argument("--ablation", default="counterfactual", choices=EDGE_ABLATIONS,
                    help="what an ablated edge carries: corrupt output (default, MIB), mean, zero")
     p.add_argument("--edge-metric", default="logit_diff", choices=EDGE_METRICS,
                    help="metric of edge scores and faithfulness (default logit_diff, as MIB)")
-    p.add_argument("--n", type=int, default=None, help="prompt pairs per group (default: the task's default)")
-    p.add_argument("--batch-size", type=int, default=16)
+    p.add_argument("--n", type=positive_int, default=None, help="prompt pairs per group (default: the task's default)")
+    p.add_argument("--batch-size", type=positive_int, default=16)
     p.add_argument("--mib", default=None, help="also write the scores (and circuit) in MIB's submission format")
 
 
@@ -35,7 +36,7 @@ def register(sub: Any, name: str) -> None:
     p.add_argument("--out", "-o", required=True, help="output JSON path (edge scores)")
     p.add_argument("--plot", default=None, help="also write figures as a self-contained HTML file")
     _add_edge_args(p)
-    p.add_argument("--top-n", type=int, default=None, help="also select the top-n edges as a circuit")
+    p.add_argument("--top-n", type=positive_int, default=None, help="also select the top-n edges as a circuit")
     p.add_argument("--threshold", type=float, default=None, help="also select edges with |score| >= threshold")
     p.add_argument("--curve", action="store_true", help="evaluate MIB's CPR/CMD on held-out pairs")
     p.set_defaults(func=run)
@@ -59,6 +60,12 @@ def run(args: argparse.Namespace) -> int:
 
     if args.ig_steps < 1:
         raise EdgeError(f"--ig-steps must be >= 1; got {args.ig_steps}")
+    if args.top_n is not None and args.top_n < 1:
+        raise EdgeError(f"--top-n must be >= 1 (edges kept in the circuit); got {args.top_n}")
+    for name in ("n", "batch_size"):
+        v = getattr(args, name)
+        if v is not None and v < 1:
+            raise EdgeError(f"--{name.replace('_', '-')} must be >= 1; got {v}")
     model = load(args)
     task = parse_task(args.task)
     pairs = resolve_pairs(model, task, n=args.n)
@@ -110,7 +117,7 @@ def add_circuit_level_args(p: argparse.ArgumentParser) -> None:
                    help="node circuit (heads/MLPs, default) or edge circuit (sender -> receiver edges)")
     p.add_argument("--edge-method", default="eap-ig-inputs", choices=METHODS, help="edge scoring for --level edges")
     p.add_argument("--select", default="topn", choices=SELECTIONS, help="edge selection for --level edges")
-    p.add_argument("--ig-steps", type=int, default=5, help="integrated-gradient steps (--level edges)")
+    p.add_argument("--ig-steps", type=positive_int, default=5, help="integrated-gradient steps (--level edges)")
     p.add_argument("--edge-metric", default="logit_diff", help="metric for --level edges (default logit_diff)")
     p.add_argument("--mib", default=None, help="--level edges: also write the MIB-format file")
 

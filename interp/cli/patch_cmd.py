@@ -7,6 +7,7 @@ import sys
 from typing import Any
 
 from interp.cli.common import add_model_arg, add_scale_args, add_task_args, load, progress_enabled, task_from_args
+from interp.cli.types import nonneg_int, positive_int
 
 
 def register(sub: Any, name: str) -> None:
@@ -22,7 +23,7 @@ def register(sub: Any, name: str) -> None:
     p.add_argument("--metric", default="ie", choices=METRICS, help="effect metric (default ie, Eq. 1 of the paper)")
     p.add_argument("--direction", default="noising", choices=("noising", "denoising"),
                    help="noising: run clean, patch in corrupt (paper, default); denoising: the reverse")
-    p.add_argument("--max-rows", type=int, default=4096, help="rows per forward pass")
+    p.add_argument("--max-rows", type=positive_int, default=4096, help="rows per forward pass")
     p.add_argument("--max-memory", default="auto",
                    help="memory budget of a sweep's caches plus one pass, e.g. 512MB, 2GB; "
                         "auto (default): 40%% of the memory free now, at least 1GB")
@@ -35,7 +36,7 @@ def register(sub: Any, name: str) -> None:
                    help="with --path-to: freeze the MLPs too (only the sender's own write reaches the receivers)")
     p.add_argument("--out", "-o", default=None,
                    help="output JSON path (default: none, only the table of the top effects is printed)")
-    p.add_argument("--top", type=int, default=10, help="rows of the printed table of top effects (default 10)")
+    p.add_argument("--top", type=nonneg_int, default=10, help="rows of the printed table of top effects (default 10)")
     p.add_argument("--plot", default=None, help="also write the heatmap as a self-contained HTML file")
     p.set_defaults(func=run)
 
@@ -53,8 +54,10 @@ def run(args: argparse.Namespace) -> int:
     if args.backend == "nnsight" and args.path_to is not None:
         raise ShapeError("--path-to (path patching) runs on the TransformerLens bridge only, not --backend nnsight; "
                          "drop --backend nnsight, or drop --path-to for an exact activation-patching sweep")
-    if args.top < 0:
-        raise ShapeError(f"--top must be >= 0 (rows of the printed table); got {args.top}")
+    if str(args.max_memory).strip().lower() != "auto":
+        from interp.patching.engine.budget import parse_bytes
+
+        parse_bytes(args.max_memory)  # a bad size fails before the model loads
     model = load(args)
     task = task_from_args(args)
     pairs = task.pairs(model, n_per_op=args.n_per_op, seed=args.seed, corrupt_from=args.corrupt_from)

@@ -10,6 +10,7 @@ from pathlib import Path
 from typing import Any
 
 from interp.cli.choices import TOY_DEFAULTS as D
+from interp.cli.types import nonneg_int, positive_float, positive_int
 
 
 def register(sub: Any, name: str) -> None:
@@ -18,15 +19,15 @@ def register(sub: Any, name: str) -> None:
                    help="model directory to write (created; loadable with --model DIR); it must not be a file")
     p.add_argument("--install", action="store_true",
                    help="write into the package as the built-in toy-arith (replaces the shipped model)")
-    p.add_argument("--steps", type=int, default=D["steps"],
+    p.add_argument("--steps", type=positive_int, default=D["steps"],
                    help="optimiser steps, >= 1 (one-cycle learning-rate schedule over all of them)")
     p.add_argument("--seed", type=int, default=D["seed"], help="seed of the initialisation, data split and batches")
-    p.add_argument("--n-layers", type=int, default=D["n_layers"], help="transformer blocks, >= 1")
-    p.add_argument("--d-model", type=int, default=D["d_model"],
+    p.add_argument("--n-layers", type=positive_int, default=D["n_layers"], help="transformer blocks, >= 1")
+    p.add_argument("--d-model", type=positive_int, default=D["d_model"],
                    help=f"residual width, >= 1 and divisible by the {D['n_heads']} heads")
-    p.add_argument("--batch-size", type=int, default=D["batch_size"], help="prompts per optimiser step, >= 1")
-    p.add_argument("--lr", type=float, default=D["lr"], help="peak learning rate of AdamW, a finite number > 0")
-    p.add_argument("--checkpoint-every", type=int, default=0,
+    p.add_argument("--batch-size", type=positive_int, default=D["batch_size"], help="prompts per optimiser step, >= 1")
+    p.add_argument("--lr", type=positive_float, default=D["lr"], help="peak learning rate of AdamW, a finite number > 0")
+    p.add_argument("--checkpoint-every", type=nonneg_int, default=0,
                    help="save a loadable checkpoint step_N every N steps for `interp dynamics` (default 0: none)")
     p.add_argument("--checkpoint-dir", default=None,
                    help="where checkpoints go (default OUT/checkpoints); written as a whole at the end: an "

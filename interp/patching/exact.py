@@ -20,6 +20,7 @@ Paper convention (Nikankin et al., methods.md §A.1): run the *clean* prompt and
 from __future__ import annotations
 
 import logging
+import numbers
 import time
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
@@ -48,6 +49,7 @@ ENGINES = ("auto", "cone", "full")
 
 def resolve_positions(positions: str | int | Sequence[int], seq_len: int) -> list[int]:
     """``"all"``, ``"last"``, an int, ``"i,j"`` or a list of ints -> sorted non-negative positions."""
+    valid = f"'all', 'last', an int or a list of ints in 0..{seq_len - 1} (negative counts from the end)"
     if isinstance(positions, str):
         if positions == "all":
             return list(range(seq_len))
@@ -56,11 +58,15 @@ def resolve_positions(positions: str | int | Sequence[int], seq_len: int) -> lis
         try:
             positions = [int(p) for p in positions.split(",") if p.strip()]
         except ValueError:
-            raise ShapeError(f"positions {positions!r} must be 'all', 'last' or comma-separated ints") from None
-    if isinstance(positions, int):
+            raise ShapeError(f"positions {positions!r} must be {valid}") from None
+    if isinstance(positions, numbers.Integral) and not isinstance(positions, bool):
         positions = [positions]
+    if isinstance(positions, (bool, float, bytes)) or not hasattr(positions, "__iter__"):
+        raise ShapeError(f"positions {positions!r} must be {valid}")
     out = []
     for p in positions:
+        if isinstance(p, bool) or not isinstance(p, numbers.Integral):
+            raise ShapeError(f"position {p!r} is not an integer; positions must be {valid}")
         if not -seq_len <= int(p) < seq_len:
             raise ShapeError(f"position {p} is out of range for prompts of {seq_len} tokens (valid: 0..{seq_len - 1})")
         out.append(int(p) % seq_len)

@@ -57,7 +57,11 @@ class PatchResult:
         return arr
 
     def top(self, k: int = 10, *, by_abs: bool = True) -> list[tuple[str, float]]:
-        """The ``k`` largest effects as ``(label, effect)``, label like ``L3 op2 H1``."""
+        """The ``k`` largest effects as ``(label, effect)``, label like ``L3 op2 H1``; ``k >= 0`` (more than the
+        number of effects gives all of them)."""
+        from interp.checks import check_int
+
+        k = check_int(k, "k", lo=0)
         flat = self.effects.reshape(-1)
         order = np.argsort(-np.abs(flat) if by_abs else -flat, kind="stable")[:k]
         out = []
