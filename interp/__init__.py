@@ -41,12 +41,12 @@ _EXPORTS: dict[str, str] = {
 __all__ = sorted(_EXPORTS)
 
 if TYPE_CHECKING:  # pragma: no cover - static tools see the eager imports
-    from interp.errors import InterpError, ModelLoadError, ShapeError, TaskError, UnknownNameError
-    from interp.metrics import METRICS
-    from interp.models import list_models, load_model
-    from interp.patching import PatchResult, patch
-    from interp.sites import Site
-    from interp.tasks import ArithTask, PromptPairs, parse_task
+    from interp.errors import InterpError, ModelLoadError, ShapeError, TaskError, UnknownNameError  # noqa: F401
+    from interp.metrics import METRICS  # noqa: F401
+    from interp.models import list_models, load_model  # noqa: F401
+    from interp.patching import PatchResult, patch  # noqa: F401
+    from interp.sites import Site  # noqa: F401
+    from interp.tasks import ArithTask, PromptPairs, parse_task  # noqa: F401
 
 
 def __getattr__(name: str) -> Any:

@@ -111,7 +111,10 @@ def check_output_args(args: argparse.Namespace) -> None:
 def main(argv: Sequence[str] | None = None) -> int:
     command = "?"
     try:
-        args = _parser().parse_args(argv)
+        try:
+            args = _parser().parse_args(argv)
+        except SystemExit as e:  # --help, --version (0) and usage errors (2): a status, also for in-process callers
+            return e.code if isinstance(e.code, int) else (0 if e.code is None else 2)
         command = args.command
         level = logging.INFO if args.verbose else logging.ERROR if args.quiet else logging.WARNING
         logging.basicConfig(level=level, format="%(message)s")

@@ -39,7 +39,8 @@ def register(sub: Any, name: str) -> None:
     p.add_argument("--rank-mlps", action="store_true", help="rank MLPs together with heads instead of keeping all")
     p.add_argument("--seeds", type=_seeds, default=(42, 412, 32879),
                    help="corrupt-sampling seeds averaged for the ranking (default 42,412,32879)")
-    p.add_argument("--n-eval", type=positive_int, default=50, help="held-out evaluation prompts per operator (default 50)")
+    p.add_argument("--n-eval", type=positive_int, default=50,
+                   help="held-out evaluation prompts per operator (default 50)")
     p.add_argument("--max-heads", type=positive_int, default=None, help="sweep at most this many heads")
     p.add_argument("--operand-max", type=nonneg_int, default=None,
                    help="largest operand of the mean-ablation grid (default: the task's; shrink for big models)")

@@ -25,7 +25,8 @@ def register(sub: Any, name: str) -> None:
                    help="generation length (default 80; 16 with INTERP_FAST=1)")
     p.add_argument("--batch-size", type=positive_int, default=1,
                    help="problems generated together (default 1: each row copies the exemplar KV cache)")
-    p.add_argument("--top-k", type=positive_int, default=20, help="dominant sub-updates per layer and token (default 20)")
+    p.add_argument("--top-k", type=positive_int, default=20,
+                   help="dominant sub-updates per layer and token (default 20)")
     p.add_argument("--concepts", default=None,
                    help="concept-neuron JSON from `interp concepts` (default: found now with the default rule)")
     p.add_argument("--no-activation", action="store_true", help="accuracy only, no concept neurons")

@@ -93,7 +93,8 @@ def register(sub: Any, name: str) -> None:
     q.add_argument("--n", type=positive_int, default=8 if fast else 60, help="questions (default 60)")
     q.add_argument("--k", type=int, default=5, help="samples for consistency (>= 2; 0 = skip; default 5)")
     q.add_argument("--temperature", type=float, default=0.7)
-    q.add_argument("--max-new-tokens", type=positive_int, default=None, help="default 4 (arithmetic), 60 (word problems)")
+    q.add_argument("--max-new-tokens", type=positive_int, default=None,
+                   help="default 4 (arithmetic), 60 (word problems)")
     q.add_argument("--seed", type=int, default=0)
     q.set_defaults(func=run)
 
@@ -101,7 +102,8 @@ def register(sub: Any, name: str) -> None:
     _common(q)
     q.add_argument("--variants", default="no_cot,full_cot", help="comma-separated exemplar variants")
     q.add_argument("--n-problems", type=positive_int, default=2 if fast else 4)
-    q.add_argument("--max-steps", type=positive_int, default=16, help="generated tokens scored per problem (default 16)")
+    q.add_argument("--max-steps", type=positive_int, default=16,
+                   help="generated tokens scored per problem (default 16)")
     q.add_argument("--max-new-tokens", type=positive_int, default=48)
     q.set_defaults(func=run)
 

@@ -118,13 +118,43 @@ HELP: dict[str, tuple[str, tuple[str, ...], str]] = {
 }
 
 
+# `interp explain WHAT`: examples and runtime of each
+EXPLAIN_HELP: dict[str, tuple[tuple[str, ...], str]] = {
+    "saliency": (("interp explain saliency --model toy-arith --prompt '12+7=' --target 19 --out sal.json",
+                  "interp explain saliency --model smollm2-135m --prompt 'When Mary and John went to the store, John "
+                  "gave a drink to' --target ' Mary' --contrast ' John' --out sal.json --plot sal.html"),
+                 "seconds per prompt (32 integrated-gradient steps)"),
+    "icl": (("interp explain icl --model smollm2-135m --shots 0,2,4,8 --n-queries 40 --out icl.json",),
+            "smollm2-135m: about 8 min for 40 queries"),
+    "repe": (("interp explain repe --model smollm2-135m --concept truth --family cities --out truth.json",
+              "interp explain repe --model smollm2-135m --concept sentiment --steer-layer 18 --out sent.json"),
+             "smollm2-135m: about 20 min"),
+    "uncertainty": (("interp explain uncertainty --model toy-arith --source arith:+:0-99 --n 60 --k 0 --out u.json",
+                     "interp explain uncertainty --model smollm2-135m --source arith:+:10-99 --n 60 --k 5 "
+                     "--out unc.json"),
+                    "toy-arith: about 50 s; smollm2-135m: 4-30 min"),
+    "cot": (("interp explain cot --model smollm2-135m --variants no_cot,full_cot --out cot_sal.json",),
+            "smollm2-135m: about 15 min for 4 problems"),
+}
+
+
+def _epilog(examples: tuple[str, ...], runtime: str) -> str:
+    return "examples:\n" + "\n".join(f"  {e}" for e in examples) + f"\n\ntypical runtime: {runtime}"
+
+
 def apply_help(parser: argparse.ArgumentParser, name: str) -> None:
     """Set the description, examples and runtime of subcommand ``name`` (and the default-stating formatter on it and
     on its own subcommands)."""
     desc, examples, runtime = HELP[name]
     parser.description = desc
-    parser.epilog = "examples:\n" + "\n".join(f"  {e}" for e in examples) + f"\n\ntypical runtime: {runtime}"
+    parser.epilog = _epilog(examples, runtime)
     _set_formatter(parser)
+    if name == "explain":
+        for action in parser._actions:
+            if isinstance(action, argparse._SubParsersAction):
+                for what, sub in action.choices.items():
+                    if what in EXPLAIN_HELP:
+                        sub.epilog = _epilog(*EXPLAIN_HELP[what])
 
 
 def _set_formatter(parser: argparse.ArgumentParser) -> None:

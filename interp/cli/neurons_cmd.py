@@ -30,7 +30,8 @@ def add_classifier_args(p: argparse.ArgumentParser) -> None:
                    help="also score the most negative activations (auto: on for gated / SiLU MLPs)")
     p.add_argument("--method", choices=("atp", "exact"), default="atp",
                    help="neuron importance: attribution patching (paper code, default) or exact patching")
-    p.add_argument("--budget-mb", type=positive_float, default=256.0, help="memory budget of one block of activation maps")
+    p.add_argument("--budget-mb", type=positive_float, default=256.0,
+                   help="memory budget of one block of activation maps")
 
 
 def classifier_config(args: argparse.Namespace) -> Any:

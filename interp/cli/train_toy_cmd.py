@@ -26,7 +26,8 @@ def register(sub: Any, name: str) -> None:
     p.add_argument("--d-model", type=positive_int, default=D["d_model"],
                    help=f"residual width, >= 1 and divisible by the {D['n_heads']} heads")
     p.add_argument("--batch-size", type=positive_int, default=D["batch_size"], help="prompts per optimiser step, >= 1")
-    p.add_argument("--lr", type=positive_float, default=D["lr"], help="peak learning rate of AdamW, a finite number > 0")
+    p.add_argument("--lr", type=positive_float, default=D["lr"],
+                   help="peak learning rate of AdamW, a finite number > 0")
     p.add_argument("--checkpoint-every", type=nonneg_int, default=0,
                    help="save a loadable checkpoint step_N every N steps for `interp dynamics` (default 0: none)")
     p.add_argument("--checkpoint-dir", default=None,

@@ -377,7 +377,8 @@ class ArithTask:
         if need > n_grid:
             raise TaskError(
                 f"n_per_op={n_per_op} asks for more prompts per operator than the {n_grid:,} of the operand grid "
-                f"{self.lo}-{self.hi}{' (the evaluation split comes after the discovery one)' if need > n_per_op else ''}"
+                f"{self.lo}-{self.hi}"
+                f"{' (the evaluation split comes after the discovery one)' if need > n_per_op else ''}"
                 f"; give n_per_op <= {n_grid if need == n_per_op else n_grid // 2:,} or a wider range"
             )
         pools = {

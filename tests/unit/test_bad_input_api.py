@@ -97,7 +97,8 @@ CASES = [
     ("top_value_tokens k zero", lambda m, t: top_value_tokens(m, 0, 0, k=0), r"k must be an integer in 1\.\.50"),
     ("top_value_tokens k huge", lambda m, t: top_value_tokens(m, 0, 0, k=10**6), r"in 1\.\.50"),
     # heuristic names
-    ("heuristic reversed range", lambda m, t: parse_heuristic("result_range_60_50"), r"needs A < B.*result_range_50_60"),
+    ("heuristic reversed range", lambda m, t: parse_heuristic("result_range_60_50"),
+     r"needs A < B.*result_range_50_60"),
     ("heuristic empty range", lambda m, t: parse_heuristic("op1_range_5_5"), r"needs A < B"),
     ("heuristic mod 0", lambda m, t: parse_heuristic("op1_0mod0"), r"N >= 1 and 0 <= R < N"),
     ("heuristic residue too big", lambda m, t: parse_heuristic("result_7mod3"), r"0 <= R < N"),
@@ -107,7 +108,7 @@ CASES = [
     # task specs and grids
     ("task huge range", lambda m, t: parse_task("arith:+:0-100000"), r"at most 1,000,000.*e\.g\. 0-999"),
     ("task range above grid", lambda m, t: ArithTask(lo=0, hi=1000), r"at most 1,000,000"),
-    ("task ioi negative", lambda m, t: parse_task("ioi:-3"), r"positive integer \(>= 1\).*got '-3'"),
+    ("task ioi negative", lambda m, t: parse_task("ioi:-3"), r"must be an integer >= 1, e.g. ioi:32; got '-3'"),
     ("task lo float", lambda m, t: ArithTask(lo=0.5, hi=9), r"lo=0\.5 must be an integer"),
     ("task hi bool", lambda m, t: ArithTask(lo=0, hi=True), r"hi=True must be an integer"),
     ("task lo negative", lambda m, t: ArithTask(lo=-1, hi=9), r"need 0 <= lo <= hi"),

@@ -18,6 +18,7 @@ from pathlib import Path
 import pytest
 
 from interp.cli import main
+from tests.toy_cache import cached_load_model
 
 ROOT = Path(__file__).resolve().parents[2]
 P = ["--model", "toy-arith"]  # most cases run on toy-arith
@@ -33,7 +34,8 @@ CASES: list[tuple[str, list[str], str]] = [
     ("unknown metric", ["patch", *P, "--metric", "acc"], r"invalid choice: 'acc' \(choose from .*logit_diff"),
     ("unknown direction", ["patch", *P, "--direction", "up"], r"choose from .*noising"),
     ("unknown engine", ["patch", *P, "--engine", "turbo"], r"choose from .*cone"),
-    ("n-per-op not int", ["patch", *P, "--n-per-op", "abc"], r"argument --n-per-op: must be an integer >= 1; got 'abc'"),
+    ("n-per-op not int", ["patch", *P, "--n-per-op", "abc"],
+     r"argument --n-per-op: must be an integer >= 1; got 'abc'"),
     ("corrupt-from bad", ["patch", *P, "--corrupt-from", "x"], r"choose from .*same"),
     ("number-mode bad", ["patch", *P, "--number-mode", "two"], r"choose from .*multi"),
     ("circuit ablation bad", ["circuit", *P, *OUT, "--ablation", "drop"], r"choose from .*resample"),
@@ -60,7 +62,8 @@ CASES: list[tuple[str, list[str], str]] = [
     # ---------------------------------------------------------------- models, devices, backends
     ("model typo", ["patch", "--model", "toy-arth"], r"unknown model 'toy-arth'.*did you mean: toy-arith"),
     ("device foo", ["patch", *P, "--device", "foo"], r"(?i)device.*'foo'.*(valid|cpu)"),
-    ("device cuda without cuda", ["patch", *P, "--device", "cuda"], r"device 'cuda' does not exist on this machine; devices present: cpu"),
+    ("device cuda without cuda", ["patch", *P, "--device", "cuda"],
+     r"device 'cuda' does not exist on this machine; devices present: cpu"),
     ("device cuda:7", ["patch", *P, "--device", "cuda:7"], r"'cuda:7' does not exist.*devices present: cpu"),
     ("device meta", ["patch", *P, "--device", "meta"], r"(?i)meta.*(valid|cpu)"),
     ("dtype bad", ["patch", *P, "--dtype", "float8"], r"(?i)dtype.*float8.*float32"),
@@ -82,7 +85,7 @@ CASES: list[tuple[str, list[str], str]] = [
     ("task range huge", ["patch", *P, "--task", "arith:+:0-100000"], r"at most 1,000,000 .*smaller range"),
     ("task range negative", ["patch", *P, "--task", "arith:+:-5-3"], r"must look like LO-HI, e.g. 0-99"),
     ("task too many parts", ["patch", *P, "--task", "arith:+:0-9:x"], r"arith\[:OPS\[:LO-HI\]\]"),
-    ("ioi negative", ["patch", *P, "--task", "ioi:-3"], r"positive integer \(>= 1\), e.g. ioi:32"),
+    ("ioi negative", ["patch", *P, "--task", "ioi:-3"], r"must be an integer >= 1, e.g. ioi:32; got '-3'"),
     ("ioi zero", ["patch", *P, "--task", "ioi:0"], r"n_prompts must be >= 1"),
     ("ioi corruption bad", ["patch", *P, "--task", "ioi:8:xyz"], r"unknown IOI corruption 'xyz'; valid: abc, swap"),
     ("induction zero", ["patch", *P, "--task", "induction:0"], r"seq_len must be >= 2"),
@@ -110,17 +113,21 @@ CASES: list[tuple[str, list[str], str]] = [
     ("top negative", ["patch", *P, "--top", "-1"], r"argument --top: must be an integer >= 0; got '-1'"),
     ("path-to with mlps", ["patch", *P, "--path-to", "logits", "--site", "mlps"], r"use it with --site heads"),
     ("freeze-mlps alone", ["patch", *P, "--freeze-mlps"], r"only applies to path patching"),
-    ("path-to bad receiver", ["patch", *P, "--task", "arith:+:0-9", "--path-to", "L9H0"], r"L9H0.*do not exist; the model has layers 0\.\.3 and heads 0\.\.3"),
+    ("path-to bad receiver", ["patch", *P, "--task", "arith:+:0-9", "--path-to", "L9H0"],
+     r"L9H0.*do not exist; the model has layers 0\.\.3 and heads 0\.\.3"),
     ("path-to garbage", ["patch", *P, "--task", "arith:+:0-9", "--path-to", "heads"], r"(?i)receiver.*'logits'"),
     ("path-to on nnsight", ["patch", *P, "--path-to", "logits", "--backend", "nnsight"], r"bridge only"),
     # ---------------------------------------------------------------- circuit numbers
-    ("max-heads negative", ["circuit", *P, *OUT, "--max-heads", "-1"], r"argument --max-heads: must be an integer >= 1; got '-1'"),
-    ("max-heads zero", ["circuit", *P, *OUT, "--max-heads", "0"], r"argument --max-heads: must be an integer >= 1; got '0'"),
+    ("max-heads negative", ["circuit", *P, *OUT, "--max-heads", "-1"],
+     r"argument --max-heads: must be an integer >= 1; got '-1'"),
+    ("max-heads zero", ["circuit", *P, *OUT, "--max-heads", "0"],
+     r"argument --max-heads: must be an integer >= 1; got '0'"),
     ("target zero", ["circuit", *P, *OUT, "--target", "0"], r"(?i)target.*\(0, 1\]"),
     ("target above one", ["circuit", *P, *OUT, "--target", "1.5"], r"(?i)target.*\(0, 1\]"),
     ("target nan", ["circuit", *P, *OUT, "--target", "nan"], r"(?i)target.*\(0, 1\]"),
     ("n-eval zero", ["circuit", *P, *OUT, "--n-eval", "0"], r"argument --n-eval: must be an integer >= 1; got '0'"),
-    ("circuit n-per-op zero", ["circuit", *P, *OUT, "--n-per-op", "0"], r"argument --n-per-op: must be an integer >= 1; got '0'"),
+    ("circuit n-per-op zero", ["circuit", *P, *OUT, "--n-per-op", "0"],
+     r"argument --n-per-op: must be an integer >= 1; got '0'"),
     ("operand-max negative", ["circuit", *P, *OUT, "--task", "arith:+:0-9", "--operand-max", "-1"],
      r"argument --operand-max: must be an integer >= 0; got '-1'"),
     # ---------------------------------------------------------------- neurons numbers and task kind
@@ -129,43 +136,59 @@ CASES: list[tuple[str, list[str], str]] = [
     ("n-random 0", ["neurons", *P, *OUT, "--n-random", "0"], r"argument --n-random: must be an integer >= 1; got '0'"),
     ("knockout-prompts 0", ["neurons", *P, *OUT, "--knockout-prompts", "0"],
      r"argument --knockout-prompts: must be an integer >= 1; got '0'"),
-    ("min-neurons 0", ["neurons", *P, *OUT, "--min-neurons", "0"], r"argument --min-neurons: must be an integer >= 1; got '0'"),
+    ("min-neurons 0", ["neurons", *P, *OUT, "--min-neurons", "0"],
+     r"argument --min-neurons: must be an integer >= 1; got '0'"),
     ("top-k 0", ["neurons", *P, *OUT, "--top-k", "0"], r"argument --top-k: must be an integer >= 1; got '0'"),
     ("top-k too many", ["neurons", *P, *OUT, "--top-k", "100000"], r"outside 1\.\.d_mlp=512"),
-    ("top-frac 0", ["neurons", *P, *OUT, "--top-frac", "0"], r"argument --top-frac: must be a number in \(0, 1]; got '0'"),
-    ("top-frac 2", ["neurons", *P, *OUT, "--top-frac", "2"], r"argument --top-frac: must be a number in \(0, 1]; got '2'"),
-    ("threshold 0", ["neurons", *P, *OUT, "--threshold", "0"], r"argument --threshold: must be a number in \(0, 1]; got '0'"),
-    ("threshold nan", ["neurons", *P, *OUT, "--threshold", "nan"], r"argument --threshold: must be a number in \(0, 1]; got 'nan'"),
+    ("top-frac 0", ["neurons", *P, *OUT, "--top-frac", "0"],
+     r"argument --top-frac: must be a number in \(0, 1]; got '0'"),
+    ("top-frac 2", ["neurons", *P, *OUT, "--top-frac", "2"],
+     r"argument --top-frac: must be a number in \(0, 1]; got '2'"),
+    ("threshold 0", ["neurons", *P, *OUT, "--threshold", "0"],
+     r"argument --threshold: must be a number in \(0, 1]; got '0'"),
+    ("threshold nan", ["neurons", *P, *OUT, "--threshold", "nan"],
+     r"argument --threshold: must be a number in \(0, 1]; got 'nan'"),
     ("neurons layers 99", ["neurons", *P, *OUT, "--layers", "99"], r"layers 0\.\.3"),
     ("neurons layers empty", ["neurons", *P, *OUT, "--layers", ","], r"empty; give at least one layer in 0\.\.3"),
     ("per-layer negative", ["neurons", *P, *OUT, "--per-layer", "-1"], r"per_layer entry .*in 0\.\.512"),
-    ("budget-mb 0", ["neurons", *P, *OUT, "--budget-mb", "0"], r"argument --budget-mb: must be a finite number > 0; got '0'"),
-    ("budget-mb nan", ["neurons", *P, *OUT, "--budget-mb", "nan"], r"argument --budget-mb: must be a finite number > 0; got 'nan'"),
+    ("budget-mb 0", ["neurons", *P, *OUT, "--budget-mb", "0"],
+     r"argument --budget-mb: must be a finite number > 0; got '0'"),
+    ("budget-mb nan", ["neurons", *P, *OUT, "--budget-mb", "nan"],
+     r"argument --budget-mb: must be a finite number > 0; got 'nan'"),
     # ---------------------------------------------------------------- dynamics
     ("dynamics missing folder", ["dynamics", "-c", "{tmp}/none", *OUT], r"checkpoint directory .* does not exist"),
     ("dynamics empty folder", ["dynamics", "-c", "{dir}", *OUT], r"no step_N checkpoint directories"),
     ("dynamics interrupted run", ["dynamics", "-c", "{broken_ckpt}", *OUT], r"interrupted training run"),
     ("dynamics on ioi", ["dynamics", "-c", "{dir}", *OUT, "--task", "ioi:8"], r"needs an arithmetic task"),
-    ("dynamics top-k 0", ["dynamics", "-c", "{dir}", *OUT, "--top-k", "0"], r"argument --top-k: must be an integer >= 1; got '0'"),
+    ("dynamics top-k 0", ["dynamics", "-c", "{dir}", *OUT, "--top-k", "0"],
+     r"argument --top-k: must be an integer >= 1; got '0'"),
     # ---------------------------------------------------------------- concepts and cot
-    ("skip-layers out of range", ["concepts", *P, *OUT, "--skip-layers", "99"], r"skip_layer 99 is out of range.*0\.\.3"),
+    ("skip-layers out of range", ["concepts", *P, *OUT, "--skip-layers", "99"],
+     r"skip_layer 99 is out of range.*0\.\.3"),
     ("skip-layers words", ["concepts", *P, *OUT, "--skip-layers", "early"], r"comma-separated layer numbers or 'none'"),
     ("skip-layers all", ["concepts", *P, *OUT, "--skip-layers", "0,1,2,3"], r"skips every layer"),
     ("concepts top-k 0", ["concepts", *P, *OUT, "--top-k", "0"], r"argument --top-k: must be an integer >= 1; got '0'"),
-    ("concepts min-matches 0", ["concepts", *P, *OUT, "--min-matches", "0"], r"argument --min-matches: must be an integer >= 1; got '0'"),
+    ("concepts min-matches 0", ["concepts", *P, *OUT, "--min-matches", "0"],
+     r"argument --min-matches: must be an integer >= 1; got '0'"),
     ("concepts lexicon missing", ["concepts", *P, *OUT, "--lexicon", "{tmp}/lex.json"], r"lex.json"),
     ("concepts unknown concept", ["concepts", *P, *OUT, "--concepts", "dogs"], r"(?i)unknown concept 'dogs'"),
     ("concepts judge bad", ["concepts", *P, *OUT, "--judge", "nomodule_xyz:f"], r"(?i)judge.*nomodule_xyz"),
     ("cot concepts missing", ["cot", *P, *OUT, "--concepts", "{tmp}/missing.json"], r"missing.json.*No such file"),
-    ("cot n-problems 0", ["cot", *P, *OUT, "--n-problems", "0"], r"argument --n-problems: must be an integer >= 1; got '0'"),
-    ("cot batch-size 0", ["cot", *P, *OUT, "--batch-size", "0"], r"argument --batch-size: must be an integer >= 1; got '0'"),
-    ("cot max-new-tokens 0", ["cot", *P, *OUT, "--max-new-tokens", "0"], r"argument --max-new-tokens: must be an integer >= 1; got '0'"),
+    ("cot n-problems 0", ["cot", *P, *OUT, "--n-problems", "0"],
+     r"argument --n-problems: must be an integer >= 1; got '0'"),
+    ("cot batch-size 0", ["cot", *P, *OUT, "--batch-size", "0"],
+     r"argument --batch-size: must be an integer >= 1; got '0'"),
+    ("cot max-new-tokens 0", ["cot", *P, *OUT, "--max-new-tokens", "0"],
+     r"argument --max-new-tokens: must be an integer >= 1; got '0'"),
     # ---------------------------------------------------------------- edges and explain
-    ("edges ig-steps 0", ["edges", *P, *OUT, "--ig-steps", "0"], r"argument --ig-steps: must be an integer >= 1; got '0'"),
-    ("edges batch-size 0", ["edges", *P, *OUT, "--batch-size", "0"], r"argument --batch-size: must be an integer >= 1; got '0'"),
-    ("edges top-n negative", ["edges", *P, *OUT, "--top-n", "-1"], r"argument --top-n: must be an integer >= 1; got '-1'"),
+    ("edges ig-steps 0", ["edges", *P, *OUT, "--ig-steps", "0"],
+     r"argument --ig-steps: must be an integer >= 1; got '0'"),
+    ("edges batch-size 0", ["edges", *P, *OUT, "--batch-size", "0"],
+     r"argument --batch-size: must be an integer >= 1; got '0'"),
+    ("edges top-n negative", ["edges", *P, *OUT, "--top-n", "-1"],
+     r"argument --top-n: must be an integer >= 1; got '-1'"),
     ("edges n zero", ["edges", *P, *OUT, "--n", "0"], r"argument --n: must be an integer >= 1; got '0'"),
-    ("edges task bad", ["edges", *P, *OUT, "--task", "ioi:-3"], r"positive integer"),
+    ("edges task bad", ["edges", *P, *OUT, "--task", "ioi:-3"], r"must be an integer >= 1, e.g. ioi:32"),
     ("saliency steps 0", ["explain", "saliency", *P, *OUT, "--prompt", "1+2=", "--target", "3", "--steps", "0"],
      r"argument --steps: must be an integer >= 1; got '0'"),
     ("uncertainty k 1", ["explain", "uncertainty", *P, *OUT, "--k", "1"], r"k >= 2 samples \(or --k 0"),
@@ -174,12 +197,17 @@ CASES: list[tuple[str, list[str], str]] = [
     ("icl shots words", ["explain", "icl", *P, *OUT, "--shots", "a"], r"(?i)shots.*integers"),
     # ---------------------------------------------------------------- train-toy
     ("train-toy without out", ["train-toy"], r"give --out DIR .* or --install"),
-    ("train-toy steps 0", ["train-toy", "--out", "{tmp}/t", "--steps", "0"], r"argument --steps: must be an integer >= 1; got '0'"),
-    ("train-toy d-model 0", ["train-toy", "--out", "{tmp}/t", "--d-model", "0"], r"argument --d-model: must be an integer >= 1; got '0'"),
+    ("train-toy steps 0", ["train-toy", "--out", "{tmp}/t", "--steps", "0"],
+     r"argument --steps: must be an integer >= 1; got '0'"),
+    ("train-toy d-model 0", ["train-toy", "--out", "{tmp}/t", "--d-model", "0"],
+     r"argument --d-model: must be an integer >= 1; got '0'"),
     ("train-toy d-model odd", ["train-toy", "--out", "{tmp}/t", "--d-model", "6"], r"divisible by n_heads"),
-    ("train-toy n-layers 0", ["train-toy", "--out", "{tmp}/t", "--n-layers", "0"], r"argument --n-layers: must be an integer >= 1; got '0'"),
-    ("train-toy lr nan", ["train-toy", "--out", "{tmp}/t", "--lr", "nan"], r"argument --lr: must be a finite number > 0; got 'nan'"),
-    ("train-toy lr negative", ["train-toy", "--out", "{tmp}/t", "--lr", "-1"], r"argument --lr: must be a finite number > 0; got '-1'"),
+    ("train-toy n-layers 0", ["train-toy", "--out", "{tmp}/t", "--n-layers", "0"],
+     r"argument --n-layers: must be an integer >= 1; got '0'"),
+    ("train-toy lr nan", ["train-toy", "--out", "{tmp}/t", "--lr", "nan"],
+     r"argument --lr: must be a finite number > 0; got 'nan'"),
+    ("train-toy lr negative", ["train-toy", "--out", "{tmp}/t", "--lr", "-1"],
+     r"argument --lr: must be a finite number > 0; got '-1'"),
     ("train-toy batch-size 0", ["train-toy", "--out", "{tmp}/t", "--batch-size", "0"],
      r"argument --batch-size: must be an integer >= 1; got '0'"),
     ("train-toy checkpoint-every negative", ["train-toy", "--out", "{tmp}/t", "--checkpoint-every", "-1"],
@@ -190,7 +218,8 @@ CASES: list[tuple[str, list[str], str]] = [
      r"needs --checkpoint-every"),
     ("train-toy out is a file", ["train-toy", "--out", "{file}"], r"is an existing file; give a directory"),
     # ---------------------------------------------------------------- report
-    ("report n-per-op 0", ["report", *P, "--out", "{tmp}/r.html", "--n-per-op", "0"], r"argument --n-per-op: must be an integer >= 1; got '0'"),
+    ("report n-per-op 0", ["report", *P, "--out", "{tmp}/r.html", "--n-per-op", "0"],
+     r"argument --n-per-op: must be an integer >= 1; got '0'"),
     ("report task bad", ["report", *P, "--out", "{tmp}/r.html", "--task", "arith:?"], r"choose from \+ - \* /"),
 ]
 
@@ -231,14 +260,6 @@ CASES += [
 
 
 @pytest.fixture(scope="session")
-def _toy_once():
-    """toy-arith loaded once for the whole session."""
-    from interp.models import load_model
-
-    return load_model("toy-arith")
-
-
-@pytest.fixture(scope="session")
 def _damaged(tmp_path_factory):
     """Damaged model and checkpoint folders, made once."""
     from interp.models.toy import TOY_DIR
@@ -260,19 +281,11 @@ def _damaged(tmp_path_factory):
 
 
 @pytest.fixture
-def inputs(tmp_path, monkeypatch, _toy_once, _damaged):
-    """The placeholders' files and folders, and `load_model` answering toy-arith from the session's copy."""
+def inputs(tmp_path, monkeypatch, _damaged):
+    """The placeholders' files and folders, and `load_model` answering toy-arith from one shared copy."""
     import interp.models as models
 
-    real = models.load_model
-
-    def cached(spec, **kw):
-        plain = dict(device=None, dtype="float32", device_map=None, n_devices=None, backend="bridge", remote=False)
-        if spec == "toy-arith" and all(kw.get(k, v) == v for k, v in plain.items()):
-            return _toy_once
-        return real(spec, **kw)
-
-    monkeypatch.setattr(models, "load_model", cached)
+    monkeypatch.setattr(models, "load_model", cached_load_model(models.load_model))
     (tmp_path / "file").write_text("x")
     (tmp_path / "dir").mkdir()
     if os.geteuid() == 0:  # root writes anywhere but here
@@ -288,10 +301,7 @@ def _files(root: Path) -> set[str]:
 
 
 def run_cli(argv: list[str], capsys) -> tuple[int, str]:
-    try:
-        code = main(argv)
-    except SystemExit as e:  # argparse errors
-        code = e.code
+    code = main(argv)  # argparse's usage errors come back as status 2 too
     return code, capsys.readouterr().err
 
 
