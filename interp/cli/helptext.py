@@ -9,6 +9,7 @@ slower.
 from __future__ import annotations
 
 import argparse
+import textwrap
 from typing import Any
 
 
@@ -44,7 +45,7 @@ HELP: dict[str, tuple[str, tuple[str, ...], str]] = {
         "also saves step_N checkpoints for `interp dynamics`. An interrupted run leaves no checkpoint folder behind.",
         ("interp train-toy --out runs/toy",
          "interp train-toy --out runs/toy --checkpoint-every 500   # 8 checkpoints for interp dynamics"),
-        "about 7 min for the default 4000 steps (--steps 200: about 20 s)",
+        "about 7 min for the default 4000 steps (--steps 200: about 20-30 s)",
     ),
     "patch": (
         "Exact activation patching of one site family (heads, MLPs, residual stream, attention/MLP outputs or "
@@ -146,7 +147,7 @@ def apply_help(parser: argparse.ArgumentParser, name: str) -> None:
     """Set the description, examples and runtime of subcommand ``name`` (and the default-stating formatter on it and
     on its own subcommands)."""
     desc, examples, runtime = HELP[name]
-    parser.description = desc
+    parser.description = textwrap.fill(desc, width=100)
     parser.epilog = _epilog(examples, runtime)
     _set_formatter(parser)
     if name == "explain":

@@ -376,3 +376,17 @@ def test_heuristic_range_names_round_trip(target, a, b):
     else:
         with pytest.raises(InterpError, match="A < B"):
             parse_heuristic(name)
+
+
+def test_short_prompt_pool_is_announced(caplog, monkeypatch):
+    """A pool with fewer correct prompts than asked for is used with a warning, not silently."""
+    from interp.tasks.arith import ArithPrompt
+
+    task = parse_task("arith:+:0-9")
+    pool = [ArithPrompt(a, "+", 1, a + 1, f"{a}+1=", (90, a, 91, 1, 92), (a + 1,), ("bos", "op1", "op", "op2", "="))
+            for a in range(5)]
+    monkeypatch.setattr(ArithTask, "correct_prompts", lambda self, model, op, **kw: pool)
+    with caplog.at_level("WARNING", logger="interp.tasks.arith"):
+        pairs = task.pairs(object(), n_per_op=8, seed=0)
+    assert len(pairs.clean_answers) == 5
+    assert "only 5 discovery prompts for '+' (asked for n_per_op=8)" in caplog.text
