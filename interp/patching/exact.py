@@ -49,7 +49,8 @@ ENGINES = ("auto", "cone", "full")
 
 def resolve_positions(positions: str | int | Sequence[int], seq_len: int) -> list[int]:
     """``"all"``, ``"last"``, an int, ``"i,j"`` or a list of ints -> sorted non-negative positions."""
-    valid = f"'all', 'last', an int or a list of ints in 0..{seq_len - 1} (negative counts from the end)"
+    valid = (f"'all', 'last', an int, comma-separated ints like '3,4' or a list of ints in 0..{seq_len - 1} "
+             "(negative counts from the end)")
     if isinstance(positions, str):
         if positions == "all":
             return list(range(seq_len))

@@ -81,8 +81,8 @@ CASES = [
     ("skip layers out of range", lambda m, t: check_layers(m, [7], what="skip_layers", allow_empty=True),
      r"skip_layer 7 is out of range"),
     # positions
-    ("positions True", lambda m, t: resolve_positions(True, 5), r"must be 'all', 'last', an int"),
-    ("positions 1.7", lambda m, t: resolve_positions(1.7, 5), r"must be 'all', 'last', an int"),
+    ("positions True", lambda m, t: resolve_positions(True, 5), r"must be 'all', 'last', an int, comma-separated ints"),
+    ("positions 1.7", lambda m, t: resolve_positions(1.7, 5), r"must be 'all', 'last', an int, comma-separated ints"),
     ("positions list of floats", lambda m, t: resolve_positions([1.7], 5), r"not an integer"),
     ("positions list of bools", lambda m, t: resolve_positions([True], 5), r"not an integer"),
     ("positions out of range", lambda m, t: resolve_positions(9, 5), r"valid: 0\.\.4"),
