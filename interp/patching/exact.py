@@ -35,7 +35,16 @@ from interp.metrics import METRICS, MetricContext, make_metric, metric_unpatched
 from interp.patching.devices import dev_name, device_budgets, pass_budget
 from interp.patching.engine import ConeEngine, EngineStats, Unsupported, format_bytes, parse_bytes, plan_passes
 from interp.patching.result import PatchResult
-from interp.sites import CLI_SITES, SWEEP_AXES, check_layer, check_site_exists, hook_name, site_kind, site_units
+from interp.sites import (
+    CLI_SITES,
+    SWEEP_AXES,
+    check_layer,
+    check_layers,
+    check_site_exists,
+    hook_name,
+    site_kind,
+    site_units,
+)
 from interp.tasks.base import PromptPairs
 
 __all__ = ["patch", "prepare_sweep", "resolve_positions", "PatchSpec", "DIRECTIONS", "ENGINES", "SweepVariants",
@@ -457,7 +466,7 @@ def plan_sweep_variants(model: Any, pairs: PromptPairs, *, site: str, positions:
     """Validate a sweep's arguments (as `patch` takes them) and list its variants; shared by every backend."""
     kind, pairs = prepare_sweep(model, pairs, site, metric, direction)
     n_layers = int(model.cfg.n_layers)
-    layer_list = None if layers is None else sorted(set(int(x) for x in layers))
+    layer_list = None if layers is None else check_layers(model, layers)  # [], True, 1.7, 99 -> ShapeError
     per_layer: dict[int, list[int]] | None = None
     if kind == "neuron" and isinstance(neurons, Mapping):
         layer_list, per_layer = _per_layer_neurons(model, neurons, layer_list)

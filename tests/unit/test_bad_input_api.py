@@ -80,6 +80,10 @@ CASES = [
     ("layers a string", lambda m, t: resolve_layers(m, "01"), r"list of layer numbers in 0\.\.2"),
     ("skip layers out of range", lambda m, t: check_layers(m, [7], what="skip_layers", allow_empty=True),
      r"skip_layer 7 is out of range"),
+    ("patch layers empty", lambda m, t: _patch(m, layers=[]), r"layers is empty; give at least one layer in 0\.\.2"),
+    ("patch layers bool", lambda m, t: _patch(m, layers=[True]), r"not a layer number"),
+    ("patch positions True", lambda m, t: _patch(m, positions=True), r"must be 'all', 'last'"),
+    ("patch max_memory nan", lambda m, t: _patch(m, max_memory=float("nan")), r"not a usable size"),
     # positions
     ("positions True", lambda m, t: resolve_positions(True, 5), r"must be 'all', 'last', an int, comma-separated ints"),
     ("positions 1.7", lambda m, t: resolve_positions(1.7, 5), r"must be 'all', 'last', an int, comma-separated ints"),
@@ -180,6 +184,13 @@ CASES = [
     ("check_float inf", lambda m, t: check_float(math.inf, "x", lo=0), r"x must be a finite number >= 0"),
     ("check_float open end", lambda m, t: check_float(0.0, "x", lo=0, lo_open=True), r"> 0; got 0"),
 ]
+
+
+def _patch(m, **kw):
+    from interp.patching import patch
+    from tests.conftest import random_pairs
+
+    return patch(m, random_pairs(m, batch=2, seq=4), site="mlps", progress=False, **kw)
 
 
 def _file(t: Path) -> Path:
