@@ -16,6 +16,8 @@ __all__ = [
     "ShapeError",
     "ModelLoadError",
     "TaskError",
+    "FileError",
+    "FileFormatError",
     "close_matches_hint",
 ]
 
@@ -41,6 +43,15 @@ class ModelLoadError(InterpError, RuntimeError):
 
 class TaskError(InterpError, ValueError):
     """A task that cannot be built or used (bad spec, no correct prompts, multi-token numbers...)."""
+
+
+class FileError(InterpError, OSError):
+    """A file or directory that cannot be read or written: missing, a directory where a file is expected, a parent
+    that is a file, no permission, disk full (`interp._io` wraps every OS error in it)."""
+
+
+class FileFormatError(FileError, ValueError):
+    """A file that exists but cannot be parsed (invalid JSON, a truncated weights file...)."""
 
 
 def close_matches_hint(name: str, valid: Iterable[str]) -> str:

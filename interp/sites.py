@@ -22,11 +22,12 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
+from interp.checks import check_int
 from interp.errors import ShapeError, unknown
 
 __all__ = [
     "SITE_KINDS", "CLI_SITES", "SWEEP_AXES", "Site", "hook_name", "site_kind", "check_layer", "check_site_exists",
-    "resolve_layers", "site_units", "EDGE_HOOKS", "edge_hook_name", "EMBED", "UNEMBED", "pattern_hook",
+    "resolve_layers", "check_layers", "site_units", "EDGE_HOOKS", "edge_hook_name", "EMBED", "UNEMBED", "pattern_hook",
 ]
 
 _HOOKS: dict[str, str] = {
@@ -106,20 +107,40 @@ def edge_hook_name(kind: str, layer: int = 0) -> str:
     return EDGE_HOOKS[kind].format(layer=layer)
 
 
-def check_layer(model: Any, layer: int) -> None:
+def check_layer(model: Any, layer: int, *, what: str = "layer") -> int:
+    """``int(layer)`` when it is an integer layer of ``model`` (not a bool, not 1.7); else `ShapeError`."""
     n_layers = int(model.cfg.n_layers)
-    if not 0 <= int(layer) < n_layers:
-        raise ShapeError(f"layer {layer} is out of range; the model has layers 0..{n_layers - 1}")
+    try:
+        v = check_int(layer, what)
+    except ShapeError:
+        raise ShapeError(f"{what} {layer!r} is not a layer number; the model has layers 0..{n_layers - 1}") from None
+    if not 0 <= v < n_layers:
+        raise ShapeError(f"{what} {layer} is out of range; the model has layers 0..{n_layers - 1}")
+    return v
+
+
+def check_layers(model: Any, layers: Any, *, what: str = "layers", allow_empty: bool = False) -> list[int]:
+    """Sorted distinct layers of a list (or one int); each must be a layer of ``model``; ``[]`` only when
+    ``allow_empty``. A string or other non-sequence raises `ShapeError` naming the valid layers."""
+    n_layers = int(model.cfg.n_layers)
+    if isinstance(layers, (int,)) and not isinstance(layers, bool):
+        layers = [layers]
+    if isinstance(layers, (str, bytes)) or not isinstance(layers, (Sequence, set, frozenset, range)) and not hasattr(
+            layers, "tolist"):
+        raise ShapeError(f"{what} must be a list of layer numbers in 0..{n_layers - 1}; got {layers!r}")
+    if hasattr(layers, "tolist"):
+        layers = layers.tolist()
+    out = sorted({check_layer(model, x, what=what[:-1] if what.endswith("s") else what) for x in layers})
+    if not out and not allow_empty:
+        raise ShapeError(f"{what} is empty; give at least one layer in 0..{n_layers - 1} (or None for all)")
+    return out
 
 
 def resolve_layers(model: Any, layers: Sequence[int] | None) -> list[int]:
-    """Sorted distinct layers (all when None); out-of-range or empty lists raise `ShapeError`."""
-    out = list(range(int(model.cfg.n_layers))) if layers is None else sorted({int(x) for x in layers})
-    for lyr in out:
-        check_layer(model, lyr)
-    if not out:
-        raise ShapeError("no layers given")
-    return out
+    """Sorted distinct layers (all when None); out-of-range, non-integer or empty lists raise `ShapeError`."""
+    if layers is None:
+        return list(range(int(model.cfg.n_layers)))
+    return check_layers(model, layers)
 
 
 def site_units(model: Any, kind: str, neurons: Sequence[int] | None) -> list[int] | None:

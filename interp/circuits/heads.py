@@ -88,9 +88,12 @@ class HeadScores:
         return self.scores[self.kinds.index(kind)]
 
     def top(self, kind: str, k: int = 5) -> list[tuple[str, float]]:
-        """The ``k`` highest-scoring heads of ``kind`` as ``("L5H1", score)`` (NaN scores last, with a warning)."""
+        """The ``k`` highest-scoring heads of ``kind`` as ``("L5H1", score)`` (NaN scores last, with a warning);
+        ``k >= 0``."""
+        from interp.checks import check_int
         from interp.patching.result import rank_order
 
+        k = check_int(k, "k", lo=0)
         s = self.of(kind)
         order = rank_order(s.reshape(-1), what=f"{kind} head scores")[:k]
         return [(f"L{int(f) // s.shape[1]}H{int(f) % s.shape[1]}", float(s.reshape(-1)[f])) for f in order]

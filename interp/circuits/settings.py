@@ -64,7 +64,16 @@ class SearchSettings:
         object.__setattr__(self, "sensitivity", tuple(check_ablation(a) for a in self.sensitivity))
         if self.rank not in METHODS:
             raise unknown("ranking method", self.rank, METHODS)
-        object.__setattr__(self, "seeds", tuple(int(s) for s in self.seeds))
+        from interp.checks import check_int
+
+        if isinstance(self.seeds, (str, bytes)) or not isinstance(self.seeds, Sequence) or not self.seeds:
+            raise CircuitError(f"seeds must be a non-empty list of integers, e.g. (42, 412); got {self.seeds!r}")
+        object.__setattr__(self, "seeds", tuple(check_int(s, "seed", error=CircuitError) for s in self.seeds))
+        for name in ("n_per_op", "n_eval"):
+            check_int(getattr(self, name), name, lo=1, error=CircuitError)
+        if self.max_heads is not None:
+            check_int(self.max_heads, "max_heads", lo=1, error=CircuitError,
+                      hint=" (None: no cap; the sweep adds heads until the target is reached)")
 
     @classmethod
     def fields(cls) -> tuple[str, ...]:

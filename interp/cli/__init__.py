@@ -1,5 +1,11 @@
 """The ``interp`` command line. One module per subcommand, each with ``register(subparsers)`` and ``run(args)``.
 
+Building the parser imports no torch (``interp --help`` and ``interp --version`` stay well under a second): command
+modules import the library inside ``run``, option choices come from `interp.cli.choices`. Before a command runs,
+`main` checks every output path it names (``--out``, ``--plot``, ``--mib``...; `interp._io.check_outputs`) so that
+a bad path fails in milliseconds, before the model loads. Bad input exits with status 2 and one line naming what is
+valid; Ctrl-C exits with 130 and no traceback.
+
 Level 8 (cli): may import every other level; nothing imports it.
 """
 
@@ -11,9 +17,7 @@ import logging
 import sys
 from collections.abc import Sequence
 
-from interp.errors import InterpError
-
-__all__ = ["main", "COMMANDS"]
+__all__ = ["main", "COMMANDS", "build_parser"]
 
 # subcommand name -> module under interp.cli
 COMMANDS: dict[str, str] = {
@@ -30,30 +34,101 @@ COMMANDS: dict[str, str] = {
     "explain": "interp.cli.explain_cmd",
 }
 
+# argparse dests that are output files; `OUTPUT_DIRS` are output folders (a command lists its own in its defaults)
+OUTPUT_FILES = ("out", "plot", "mib")
+
+
+def _version() -> str:
+    from importlib import metadata
+
+    from interp import __version__
+
+    deps = []
+    for dist in ("torch", "transformer-lens", "transformers"):
+        try:
+            deps.append(f"{dist} {metadata.version(dist)}")
+        except metadata.PackageNotFoundError:  # pragma: no cover - a broken install
+            deps.append(f"{dist} not installed")
+    return f"interp {__version__} ({', '.join(deps)}; Python {sys.version.split()[0]})"
+
+
+def _add_verbosity(p: argparse.ArgumentParser, *, top: bool) -> None:
+    # on the subcommands the default is SUPPRESS, so `-v` before the subcommand is not reset by the subparser
+    d = False if top else argparse.SUPPRESS
+    g = p.add_mutually_exclusive_group()
+    g.add_argument("-v", "--verbose", action="store_true", default=d, help="log progress details")
+    g.add_argument("-q", "--quiet", action="store_true", default=d, help="only warnings and errors")
+
 
 def build_parser() -> argparse.ArgumentParser:
+    from interp.cli.helptext import HelpFormatter, apply_help
+
     parser = argparse.ArgumentParser(
         prog="interp",
         description="Mechanistic interpretability on TransformerLens 4: patching, circuits, neuron heuristics.",
+        epilog="`interp COMMAND --help` describes a command, its defaults, examples and typical runtime.\n"
+               "examples:\n  interp models\n  interp report --model toy-arith --out report.html",
+        formatter_class=HelpFormatter,
     )
-    parser.add_argument("-v", "--verbose", action="store_true", help="log progress details")
+    parser.add_argument("--version", action="version", version=_version())
+    _add_verbosity(parser, top=True)
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
     for name, mod in COMMANDS.items():
         importlib.import_module(mod).register(sub, name)
+        p = sub.choices[name]
+        apply_help(p, name)
+        _add_verbosity(p, top=False)
+        for action in p._actions:  # subcommands of a subcommand (explain saliency ...) accept -v/-q too
+            if isinstance(action, argparse._SubParsersAction):
+                for q in action.choices.values():
+                    _add_verbosity(q, top=False)
     return parser
 
 
+_PARSERS: dict[str, argparse.ArgumentParser] = {}
+
+
+def _parser() -> argparse.ArgumentParser:
+    """`build_parser`, built once per process (defaults that depend on INTERP_FAST are keyed on it)."""
+    import os
+
+    key = os.environ.get("INTERP_FAST", "")
+    if key not in _PARSERS:
+        _PARSERS[key] = build_parser()
+    return _PARSERS[key]
+
+
+def check_output_args(args: argparse.Namespace) -> None:
+    """Refuse unwritable output paths of ``args`` before anything runs (`interp._io.check_outputs`)."""
+    from interp._io import check_outputs
+
+    dirs = tuple(getattr(args, "output_dirs", ()))
+    names = [d for d in OUTPUT_FILES if d not in dirs] + list(dirs)
+    paths = {f"--{d.replace('_', '-')}": getattr(args, d, None) for d in names}
+    check_outputs(paths, directories=tuple(f"--{d.replace('_', '-')}" for d in dirs))
+
+
 def main(argv: Sequence[str] | None = None) -> int:
-    parser = build_parser()
-    args = parser.parse_args(argv)
-    logging.basicConfig(level=logging.INFO if args.verbose else logging.WARNING, format="%(message)s")
+    command = "?"
     try:
-        return int(args.func(args) or 0)
-    except InterpError as e:
-        sys.stderr.write(f"interp {args.command}: error: {e}\n")
-        return 2
+        try:
+            args = _parser().parse_args(argv)
+        except SystemExit as e:  # --help, --version (0) and usage errors (2): a status, also for in-process callers
+            return e.code if isinstance(e.code, int) else (0 if e.code is None else 2)
+        command = args.command
+        level = logging.INFO if args.verbose else logging.ERROR if args.quiet else logging.WARNING
+        logging.basicConfig(level=level, format="%(message)s")
+        logging.getLogger().setLevel(level)
+        from interp.errors import InterpError
+
+        try:
+            check_output_args(args)
+            return int(args.func(args) or 0)
+        except InterpError as e:
+            sys.stderr.write(f"interp {command}: error: {e}\n")
+            return 2
     except KeyboardInterrupt:
-        sys.stderr.write("interrupted\n")
+        sys.stderr.write(f"interp {command}: interrupted\n" if command != "?" else "interp: interrupted\n")
         return 130
 
 

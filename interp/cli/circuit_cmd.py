@@ -3,10 +3,12 @@
 from __future__ import annotations
 
 import argparse
+import json
 import time
 from typing import Any
 
 from interp.cli.common import add_model_arg, add_scale_args, add_task_args, load, progress_enabled, task_from_args
+from interp.cli.types import nonneg_int, positive_int
 
 
 def _seeds(text: str) -> tuple[int, ...]:
@@ -20,9 +22,7 @@ def _seeds(text: str) -> tuple[int, ...]:
 
 
 def register(sub: Any, name: str) -> None:
-    from interp.circuits.ablation import ABLATIONS
-    from interp.circuits.search import RANKS
-    from interp.metrics import METRICS
+    from interp.cli.choices import ABLATIONS, METRICS, RANKS
 
     p = sub.add_parser(name, help="circuit discovery: rank heads, sweep until faithful, write JSON")
     add_model_arg(p)
@@ -39,9 +39,10 @@ def register(sub: Any, name: str) -> None:
     p.add_argument("--rank-mlps", action="store_true", help="rank MLPs together with heads instead of keeping all")
     p.add_argument("--seeds", type=_seeds, default=(42, 412, 32879),
                    help="corrupt-sampling seeds averaged for the ranking (default 42,412,32879)")
-    p.add_argument("--n-eval", type=int, default=50, help="held-out evaluation prompts per operator (default 50)")
-    p.add_argument("--max-heads", type=int, default=None, help="sweep at most this many heads")
-    p.add_argument("--operand-max", type=int, default=None,
+    p.add_argument("--n-eval", type=positive_int, default=50,
+                   help="held-out evaluation prompts per operator (default 50)")
+    p.add_argument("--max-heads", type=positive_int, default=None, help="sweep at most this many heads")
+    p.add_argument("--operand-max", type=nonneg_int, default=None,
                    help="largest operand of the mean-ablation grid (default: the task's; shrink for big models)")
     p.add_argument("--no-per-operator", action="store_true",
                    help="only the pooled circuit, not one per operator as well")
@@ -55,7 +56,7 @@ def register(sub: Any, name: str) -> None:
 def run(args: argparse.Namespace) -> int:
     import torch
 
-    from interp._io import write_json_atomic, write_text_atomic
+    from interp._io import write_outputs
     from interp.circuits.ablation import ABLATIONS, mean_cache
     from interp.circuits.search import find_circuit
     from interp.circuits.settings import SearchSettings
@@ -82,13 +83,14 @@ def run(args: argparse.Namespace) -> int:
         per_op = {op: find_circuit(model, task, operator=op, mean=mean, **kw) for op in task.operators}
         out["per_operator"] = {op: c.to_dict() for op, c in per_op.items()}
     out["seconds"] = time.time() - t0
-    write_json_atomic(args.out, out)
+    html = None
     if args.plot:
         from interp.circuits.plots import plot_curves
         from interp.report.base import Section, render_html
 
         figs = [plot_curves({"all": pooled, **per_op})] + [c.diagram() for c in [pooled, *per_op.values()]]
-        write_text_atomic(args.plot, render_html(f"interp circuit: {args.model}", [Section("Circuits", [], figs)]))
+        html = render_html(f"interp circuit: {args.model}", [Section("Circuits", [], figs)])
+    write_outputs({args.out: json.dumps(out, indent=1) + "\n", args.plot: html})  # both or neither
     sens = ", ".join(f"{a} {pooled.sensitivity.get(a, float('nan')):.3f}" for a in ABLATIONS)
     print(f"wrote {args.out} in {out['seconds']:.1f} s")
     for name, c in [("all", pooled), *per_op.items()]:

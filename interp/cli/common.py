@@ -6,6 +6,8 @@ import argparse
 import sys
 from typing import Any
 
+from interp.cli.types import positive_int
+
 
 def add_model_arg(p: argparse.ArgumentParser, default: str | None = None) -> None:
     p.add_argument("--model", "-m", default=default, required=default is None,
@@ -35,7 +37,8 @@ def add_scale_args(p: argparse.ArgumentParser, *, nnsight: bool = False) -> None
 def add_task_args(p: argparse.ArgumentParser, default: str = "arith") -> None:
     p.add_argument("--task", "-t", default=default, help="task spec: arith, arith:+, arith:+-, arith:+:0-99, "
                    "ioi[:N[:abc|swap]], induction[:LEN[:N]], file:PATH.jsonl|.csv (your own pairs; docs/tasks.md)")
-    p.add_argument("--n-per-op", type=int, default=50, help="clean prompts per operator (default 50, as the paper)")
+    p.add_argument("--n-per-op", type=positive_int, default=50,
+                   help="clean prompts per operator (default 50, as the paper)")
     p.add_argument("--seed", type=int, default=0, help="seed of the corrupt sample (default 0)")
     p.add_argument("--corrupt-from", choices=("all", "same"), default="all",
                    help="corrupt prompts from all operators (paper) or the same operator")

@@ -6,6 +6,7 @@ import argparse
 from typing import Any
 
 from interp.cli.common import add_model_arg, load, progress_enabled
+from interp.cli.types import positive_int
 
 
 def register(sub: Any, name: str) -> None:
@@ -15,8 +16,8 @@ def register(sub: Any, name: str) -> None:
                                                       "top tokens)")
     p.add_argument("--concepts", default=None, help="comma-separated concepts (default: all seven)")
     p.add_argument("--lexicon", default=None, help="JSON lexicon file replacing the built-in one")
-    p.add_argument("--top-k", type=int, default=20, help="projected tokens per neuron (default 20)")
-    p.add_argument("--min-matches", type=int, default=2, help="lexicon tokens needed among them (default 2)")
+    p.add_argument("--top-k", type=positive_int, default=20, help="projected tokens per neuron (default 20)")
+    p.add_argument("--min-matches", type=positive_int, default=2, help="lexicon tokens needed among them (default 2)")
     p.add_argument("--skip-layers", default=None,
                    help="comma-separated layers to skip, or 'none' (default: the first 6/32 of the layers)")
     p.add_argument("--norm", choices=("raw", "final_norm"), default="raw",

@@ -7,10 +7,11 @@ import os
 from typing import Any
 
 from interp.cli.common import add_model_arg, load, progress_enabled
+from interp.cli.types import positive_int
 
 
 def register(sub: Any, name: str) -> None:
-    from interp.vocab.cot import VARIANTS
+    from interp.cli.choices import COT_VARIANTS as VARIANTS
 
     p = sub.add_parser(name, help="chain-of-thought variants: accuracy and concept-neuron activation; JSON")
     add_model_arg(p)
@@ -18,13 +19,14 @@ def register(sub: Any, name: str) -> None:
                                                       "n_problems)")
     p.add_argument("--variants", default=None, help=f"comma-separated variants (default all: {', '.join(VARIANTS)})")
     fast = os.environ.get("INTERP_FAST", "") not in ("", "0")
-    p.add_argument("--n-problems", type=int, default=4 if fast else 64,
+    p.add_argument("--n-problems", type=positive_int, default=4 if fast else 64,
                    help="word problems per variant (default 64, all; 4 with INTERP_FAST=1)")
-    p.add_argument("--max-new-tokens", type=int, default=16 if fast else 80,
+    p.add_argument("--max-new-tokens", type=positive_int, default=16 if fast else 80,
                    help="generation length (default 80; 16 with INTERP_FAST=1)")
-    p.add_argument("--batch-size", type=int, default=1,
+    p.add_argument("--batch-size", type=positive_int, default=1,
                    help="problems generated together (default 1: each row copies the exemplar KV cache)")
-    p.add_argument("--top-k", type=int, default=20, help="dominant sub-updates per layer and token (default 20)")
+    p.add_argument("--top-k", type=positive_int, default=20,
+                   help="dominant sub-updates per layer and token (default 20)")
     p.add_argument("--concepts", default=None,
                    help="concept-neuron JSON from `interp concepts` (default: found now with the default rule)")
     p.add_argument("--no-activation", action="store_true", help="accuracy only, no concept neurons")

@@ -7,6 +7,7 @@ from typing import Any
 
 from interp.cli.common import progress_enabled
 from interp.cli.neurons_cmd import _ints, add_classifier_args, classifier_config
+from interp.cli.types import positive_int
 
 
 def register(sub: Any, name: str) -> None:
@@ -14,10 +15,10 @@ def register(sub: Any, name: str) -> None:
     p.add_argument("--checkpoints", "-c", required=True,
                    help="a directory with step_N checkpoints (or a train-toy --out directory holding checkpoints/)")
     p.add_argument("--task", "-t", default="arith", help="task spec (default arith)")
-    p.add_argument("--top-k", type=int, default=50, help="neurons per layer (default 50)")
-    p.add_argument("--intersection-top", type=int, default=None,
+    p.add_argument("--top-k", type=positive_int, default=50, help="neurons per layer (default 50)")
+    p.add_argument("--intersection-top", type=positive_int, default=None,
                    help="final model's top neurons per layer used for the intersection ratio (default top-k/4)")
-    p.add_argument("--n-per-op", type=int, default=50, help="importance prompts per operator (default 50)")
+    p.add_argument("--n-per-op", type=positive_int, default=50, help="importance prompts per operator (default 50)")
     p.add_argument("--knockout-per-layer", type=_ints, default=[5, 10, 25],
                    help="neurons zeroed per layer in the knockouts (default 5,10,25)")
     p.add_argument("--steps", type=_ints, default=None, help="only these checkpoint steps")
@@ -32,19 +33,20 @@ def register(sub: Any, name: str) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from interp._io import write_text_atomic
+    from interp._io import write_outputs
+    from interp.neurons._common import check_arith_task
     from interp.neurons.dynamics import training_dynamics
     from interp.tasks import parse_task
-
+    task = parse_task(args.task)
+    check_arith_task(task, "interp dynamics")
     res = training_dynamics(
-        args.checkpoints, parse_task(args.task), top_k=args.top_k, intersection_top=args.intersection_top,
+        args.checkpoints, task, top_k=args.top_k, intersection_top=args.intersection_top,
         config=classifier_config(args), method=args.method, n_per_op=args.n_per_op,
         knockout_per_layer=args.knockout_per_layer, steps=args.steps, faithfulness=not args.no_faithfulness,
         faithfulness_layers=args.faithfulness_layers, progress=progress_enabled(),
     )
-    res.save(args.out)
-    if args.plot:
-        write_text_atomic(args.plot, res.plot().to_html(include_plotlyjs=True, full_html=True))
+    html = res.plot().to_html(include_plotlyjs=True, full_html=True) if args.plot else None
+    write_outputs({args.out: res.save, args.plot: html})  # both or neither
     print(f"wrote {args.out}: {len(res.steps)} checkpoints, {res.n_final_triples} final heuristic matches, "
           f"{res.seconds:.1f} s")
     share = res.mutual_share() if res.faithfulness_heuristic else None

@@ -9,21 +9,23 @@ import argparse
 from typing import Any
 
 from interp.cli.common import add_model_arg, load
+from interp.cli.types import positive_int
 
 
 def _add_edge_args(p: argparse.ArgumentParser, *, with_method: bool = True) -> None:
-    from interp.circuits.edges import EDGE_ABLATIONS, EDGE_METRICS, METHODS
+    from interp.cli.choices import EDGE_ABLATIONS, EDGE_METRICS
+    from interp.cli.choices import EDGE_METHODS as METHODS
 
     if with_method:
         p.add_argument("--method", default="eap-ig-inputs", choices=METHODS,
                        help="edge scoring (default eap-ig-inputs)")
-    p.add_argument("--ig-steps", type=int, default=5, help="integrated-gradient steps of eap-ig-* (default 5)")
+    p.add_argument("--ig-steps", type=positive_int, default=5, help="integrated-gradient steps of eap-ig-* (default 5)")
     p.add_argument("--ablation", default="counterfactual", choices=EDGE_ABLATIONS,
                    help="what an ablated edge carries: corrupt output (default, MIB), mean, zero")
     p.add_argument("--edge-metric", default="logit_diff", choices=EDGE_METRICS,
                    help="metric of edge scores and faithfulness (default logit_diff, as MIB)")
-    p.add_argument("--n", type=int, default=None, help="prompt pairs per group (default: the task's default)")
-    p.add_argument("--batch-size", type=int, default=16)
+    p.add_argument("--n", type=positive_int, default=None, help="prompt pairs per group (default: the task's default)")
+    p.add_argument("--batch-size", type=positive_int, default=16)
     p.add_argument("--mib", default=None, help="also write the scores (and circuit) in MIB's submission format")
 
 
@@ -34,25 +36,10 @@ def register(sub: Any, name: str) -> None:
     p.add_argument("--out", "-o", required=True, help="output JSON path (edge scores)")
     p.add_argument("--plot", default=None, help="also write figures as a self-contained HTML file")
     _add_edge_args(p)
-    p.add_argument("--top-n", type=int, default=None, help="also select the top-n edges as a circuit")
+    p.add_argument("--top-n", type=positive_int, default=None, help="also select the top-n edges as a circuit")
     p.add_argument("--threshold", type=float, default=None, help="also select edges with |score| >= threshold")
     p.add_argument("--curve", action="store_true", help="evaluate MIB's CPR/CMD on held-out pairs")
     p.set_defaults(func=run)
-
-
-def _check_paths(*paths: str | None) -> None:
-    import os
-
-    from interp.errors import InterpError
-
-    for p in paths:
-        if p is None:
-            continue
-        d = os.path.dirname(os.path.abspath(p))
-        if os.path.exists(p) and os.path.isdir(p):
-            raise InterpError(f"output path {p!r} is a directory")
-        if os.path.exists(d) and not os.access(d, os.W_OK):
-            raise InterpError(f"cannot write to {d!r}")
 
 
 def _evaluation_pairs(model: Any, task: Any, n: int | None) -> Any:
@@ -65,28 +52,32 @@ def _evaluation_pairs(model: Any, task: Any, n: int | None) -> Any:
 
 
 def run(args: argparse.Namespace) -> int:
-    from interp._io import write_text_atomic
+    from interp._io import write_outputs
     from interp.circuits.edges import EdgeEvaluator, edge_scores, save_mib
     from interp.circuits.edges.graph import EdgeError
     from interp.circuits.edges.prep import resolve_pairs
     from interp.tasks import parse_task
 
-    _check_paths(args.out, args.plot, args.mib)
     if args.ig_steps < 1:
         raise EdgeError(f"--ig-steps must be >= 1; got {args.ig_steps}")
+    if args.top_n is not None and args.top_n < 1:
+        raise EdgeError(f"--top-n must be >= 1 (edges kept in the circuit); got {args.top_n}")
+    for name in ("n", "batch_size"):
+        v = getattr(args, name)
+        if v is not None and v < 1:
+            raise EdgeError(f"--{name.replace('_', '-')} must be >= 1; got {v}")
     model = load(args)
     task = parse_task(args.task)
     pairs = resolve_pairs(model, task, n=args.n)
     sc = edge_scores(model, pairs, args.method, ig_steps=args.ig_steps, ablation=args.ablation,
                      metric=args.edge_metric, batch_size=args.batch_size, task_name=args.task)
-    sc.save(args.out)
     figs = [sc.plot()]
     circ = None
     if args.top_n is not None or args.threshold is not None:
         circ = sc.circuit(args.top_n, threshold=args.threshold)
         if not circ.edges:
             raise EdgeError("the selected circuit is empty after pruning; raise --top-n or lower --threshold")
-    print(f"wrote {args.out}: {sc!r} in {sc.seconds:.1f} s")
+    print(f"scored: {sc!r} in {sc.seconds:.1f} s")
     for name, v in sc.top(10):
         print(f"  {v:+.4f}  {name}")
     if args.curve or circ is not None:
@@ -103,13 +94,15 @@ def run(args: argparse.Namespace) -> int:
             f = ev.score(circ).faithfulness
             print(f"  circuit: {len(circ.edges)} edges, faithfulness {f:.3f}")
             figs.append(circ.plot())
-    if args.mib:
-        save_mib(args.mib, sc, circ, d_model=int(model.cfg.d_model))
-        print(f"wrote {args.mib} (MIB format)")
+    html = None
     if args.plot:
-        from interp.report import Section, render_html
+        from interp.report.base import Section, render_html
 
-        write_text_atomic(args.plot, render_html(f"interp edges: {args.model}", [Section("Edges", [], figs)]))
+        html = render_html(f"interp edges: {args.model}", [Section("Edges", [], figs)])
+    d_model = int(model.cfg.d_model)
+    write_outputs({args.out: sc.save, args.plot: html,  # all or none
+                   args.mib: (lambda p: save_mib(p, sc, circ, d_model=d_model)) if args.mib else None})
+    print("wrote " + ", ".join(p for p in (args.out, args.plot, args.mib) if p))
     return 0
 
 
@@ -117,26 +110,25 @@ def run(args: argparse.Namespace) -> int:
 def add_circuit_level_args(p: argparse.ArgumentParser) -> None:
     """Arguments `interp circuit` needs for ``--level edges`` (its own --ablation/--metric/--target are reused:
     ``resample`` maps to ``counterfactual``; the edge metric is ``--edge-metric``)."""
-    from interp.circuits.edges import METHODS
-    from interp.circuits.edges.search import SELECTIONS
+    from interp.cli.choices import EDGE_METHODS as METHODS
+    from interp.cli.choices import EDGE_SELECTIONS as SELECTIONS
 
     p.add_argument("--level", choices=("nodes", "edges"), default="nodes",
                    help="node circuit (heads/MLPs, default) or edge circuit (sender -> receiver edges)")
     p.add_argument("--edge-method", default="eap-ig-inputs", choices=METHODS, help="edge scoring for --level edges")
     p.add_argument("--select", default="topn", choices=SELECTIONS, help="edge selection for --level edges")
-    p.add_argument("--ig-steps", type=int, default=5, help="integrated-gradient steps (--level edges)")
+    p.add_argument("--ig-steps", type=positive_int, default=5, help="integrated-gradient steps (--level edges)")
     p.add_argument("--edge-metric", default="logit_diff", help="metric for --level edges (default logit_diff)")
     p.add_argument("--mib", default=None, help="--level edges: also write the MIB-format file")
 
 
 def run_circuit_level_edges(args: argparse.Namespace) -> int:
     """``interp circuit --level edges``: score edges, grow the circuit to ``--target`` faithfulness, write JSON."""
-    from interp._io import write_text_atomic
+    from interp._io import write_outputs
     from interp.circuits.edges import EdgeEvaluator, edge_scores, save_mib
     from interp.circuits.edges.search import find_edge_circuit
     from interp.tasks import parse_task
 
-    _check_paths(args.out, getattr(args, "plot", None), args.mib)
     ablation = {"resample": "counterfactual"}.get(args.ablation, args.ablation)
     model = load(args)
     task = parse_task(args.task)
@@ -145,14 +137,15 @@ def run_circuit_level_edges(args: argparse.Namespace) -> int:
                      metric=args.edge_metric, task_name=args.task)
     ev = EdgeEvaluator(model, _evaluation_pairs(model, task, args.n_eval), ablation=ablation, metric=args.edge_metric)
     circ = find_edge_circuit(ev, sc, target=args.target, selection=args.select)
-    circ.save(args.out)
-    if args.mib:
-        save_mib(args.mib, sc, circ, d_model=int(model.cfg.d_model))
+    html = None
     if getattr(args, "plot", None):
-        from interp.report import Section, render_html
+        from interp.report.base import Section, render_html
 
-        write_text_atomic(args.plot, render_html(f"interp circuit --level edges: {args.model}",
-                                                 [Section("Edge circuit", [], [circ.plot_curve(), circ.plot()])]))
+        html = render_html(f"interp circuit --level edges: {args.model}",
+                           [Section("Edge circuit", [], [circ.plot_curve(), circ.plot()])])
+    d_model = int(model.cfg.d_model)
+    write_outputs({args.out: circ.save, getattr(args, "plot", None): html,  # all or none
+                   args.mib: (lambda p: save_mib(p, sc, circ, d_model=d_model)) if args.mib else None})
     c = circ.curve
     print(f"wrote {args.out}: {len(circ.edges)} of {circ.graph.n_edges} edges, faithfulness {circ.faithfulness:.3f} "
           f"(target {args.target}{'' if c['reached'] else ', NOT reached: all edges kept'}); "

@@ -9,6 +9,7 @@ from pathlib import Path
 from typing import Any
 
 from interp.cli.common import add_model_arg, load, progress_enabled
+from interp.cli.types import positive_int
 
 
 def _common(p: argparse.ArgumentParser) -> None:
@@ -17,12 +18,22 @@ def _common(p: argparse.ArgumentParser) -> None:
     p.add_argument("--plot", default=None, help="also write the figure as a self-contained HTML file")
 
 
-def _ints(s: str | None) -> list[int] | None:
-    return None if s is None else [int(x) for x in s.split(",") if x.strip()]
+def _ints(s: str | None, what: str = "value") -> list[int] | None:
+    from interp.explain import ExplainError
+
+    try:
+        return None if s is None else [int(x) for x in s.split(",") if x.strip()]
+    except ValueError:
+        raise ExplainError(f"{what} must be comma-separated integers, e.g. 0,2,4; got {s!r}") from None
 
 
-def _floats(s: str) -> list[float]:
-    return [float(x) for x in s.split(",") if x.strip()]
+def _floats(s: str, what: str = "alphas") -> list[float]:
+    from interp.explain import ExplainError
+
+    try:
+        return [float(x) for x in s.split(",") if x.strip()]
+    except ValueError:
+        raise ExplainError(f"--{what} must be comma-separated numbers, e.g. --{what}=-2,0,2; got {s!r}") from None
 
 
 def register(sub: Any, name: str) -> None:
@@ -41,7 +52,7 @@ def register(sub: Any, name: str) -> None:
     q.add_argument("--method", default="integrated_gradients,grad_x_input,gradient,attention",
                    help="comma-separated methods (default: all four)")
     q.add_argument("--metric", default=None, help="logit (default), logprob, or an interp.metrics name")
-    q.add_argument("--steps", type=int, default=32, help="integrated-gradient steps (default 32)")
+    q.add_argument("--steps", type=positive_int, default=32, help="integrated-gradient steps (default 32)")
     q.add_argument("--baseline", default="mean", help="IG baseline: mean (default), zero, pad or a token id")
     q.add_argument("--integration", default="gausslegendre", help="gausslegendre (default), riemann_trapezoid, "
                                                                   "riemann_middle")
@@ -52,10 +63,10 @@ def register(sub: Any, name: str) -> None:
     q.add_argument("--data", default=None, help="JSONL of {text, label} (default: the built-in sentiment set)")
     q.add_argument("--shots", default="0,2,4,8", help="comma-separated even shot counts (default 0,2,4,8)")
     q.add_argument("--variants", default="gold,flipped,perturbed,explained", help="comma-separated variants")
-    q.add_argument("--n-queries", type=int, default=10 if fast else 50, help="test queries (default 50)")
-    q.add_argument("--n-saliency", type=int, default=2 if fast else 8,
+    q.add_argument("--n-queries", type=positive_int, default=10 if fast else 50, help="test queries (default 50)")
+    q.add_argument("--n-saliency", type=positive_int, default=2 if fast else 8,
                    help="queries whose demonstrations get IG saliency (default 8)")
-    q.add_argument("--ig-steps", type=int, default=16, help="IG steps for demonstration saliency (default 16)")
+    q.add_argument("--ig-steps", type=positive_int, default=16, help="IG steps for demonstration saliency (default 16)")
     q.add_argument("--seed", type=int, default=0)
     q.set_defaults(func=run)
 
@@ -69,7 +80,7 @@ def register(sub: Any, name: str) -> None:
     q.add_argument("--method", choices=("pca", "mean_diff"), default="pca", help="reading vector (default pca)")
     q.add_argument("--alphas", default="-4,-2,0,2,4",
                    help="steering strengths in units of |mean difference|; write --alphas=-2,0,2 (with =)")
-    q.add_argument("--n-random", type=int, default=3, help="random vectors of equal norm (default 3)")
+    q.add_argument("--n-random", type=positive_int, default=3, help="random vectors of equal norm (default 3)")
     q.set_defaults(func=run)
 
     q = s.add_parser("uncertainty", help="token/sequence/consistency confidence vs correctness: AUROC, ECE")
@@ -79,19 +90,21 @@ def register(sub: Any, name: str) -> None:
     q.add_argument("--prefix", default=None, help="few-shot prefix for arithmetic (default: none for single-token-"
                                                   "number models, a 6-example prefix otherwise)")
     q.add_argument("--variant", default="full_cot", help="exemplar variant for word problems (default full_cot)")
-    q.add_argument("--n", type=int, default=8 if fast else 60, help="questions (default 60)")
+    q.add_argument("--n", type=positive_int, default=8 if fast else 60, help="questions (default 60)")
     q.add_argument("--k", type=int, default=5, help="samples for consistency (>= 2; 0 = skip; default 5)")
     q.add_argument("--temperature", type=float, default=0.7)
-    q.add_argument("--max-new-tokens", type=int, default=None, help="default 4 (arithmetic), 60 (word problems)")
+    q.add_argument("--max-new-tokens", type=positive_int, default=None,
+                   help="default 4 (arithmetic), 60 (word problems)")
     q.add_argument("--seed", type=int, default=0)
     q.set_defaults(func=run)
 
     q = s.add_parser("cot", help="stability of question-token saliency across generated CoT steps")
     _common(q)
     q.add_argument("--variants", default="no_cot,full_cot", help="comma-separated exemplar variants")
-    q.add_argument("--n-problems", type=int, default=2 if fast else 4)
-    q.add_argument("--max-steps", type=int, default=16, help="generated tokens scored per problem (default 16)")
-    q.add_argument("--max-new-tokens", type=int, default=48)
+    q.add_argument("--n-problems", type=positive_int, default=2 if fast else 4)
+    q.add_argument("--max-steps", type=positive_int, default=16,
+                   help="generated tokens scored per problem (default 16)")
+    q.add_argument("--max-new-tokens", type=positive_int, default=48)
     q.set_defaults(func=run)
 
 
@@ -116,6 +129,10 @@ def _validate(args: argparse.Namespace) -> None:
 
     _check_out(args.out)
     _check_out(args.plot)
+    if args.what == "icl":
+        _ints(args.shots, "--shots")
+    if args.what == "repe":
+        _ints(args.layers, "--layers")
     if args.what == "saliency" and args.steps < 1:
         raise ExplainError(f"IG steps must be an integer >= 1; got {args.steps}")
     if args.what == "repe":
@@ -130,13 +147,14 @@ def run(args: argparse.Namespace) -> int:
     _validate(args)  # before the model loads
     model = load(args)
     res, line = globals()[f"_run_{args.what}"](model, args)
-    from interp._io import write_json_atomic, write_text_atomic
+    import json
+
+    from interp._io import write_outputs
 
     d = res.to_dict()
-    d["command"] = {k: v for k, v in vars(args).items() if k != "func"}
-    write_json_atomic(args.out, d)
-    if args.plot:
-        write_text_atomic(args.plot, res.plot().to_html(include_plotlyjs=True, full_html=True))
+    d["command"] = {k: v for k, v in vars(args).items() if k not in ("func", "output_dirs")}
+    html = res.plot().to_html(include_plotlyjs=True, full_html=True) if args.plot else None
+    write_outputs({args.out: json.dumps(d, indent=1) + "\n", args.plot: html})  # both or neither
     print(f"wrote {args.out}: {line}")
     return 0
 

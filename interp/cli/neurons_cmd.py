@@ -6,6 +6,7 @@ import argparse
 from typing import Any
 
 from interp.cli.common import add_model_arg, add_scale_args, add_task_args, load, progress_enabled, task_from_args
+from interp.cli.types import fraction, positive_float, positive_int
 
 
 def _ints(text: str) -> list[int]:
@@ -16,9 +17,9 @@ def _ints(text: str) -> list[int]:
 
 
 def add_classifier_args(p: argparse.ArgumentParser) -> None:
-    from interp.neurons.heuristics import GRIDS, K_RULES, MAP_MODES
+    from interp.cli.choices import GRIDS, K_RULES, MAP_MODES
 
-    p.add_argument("--threshold", type=float, default=0.6, help="matching threshold t in (0, 1] (default 0.6)")
+    p.add_argument("--threshold", type=fraction, default=0.6, help="matching threshold t in (0, 1] (default 0.6)")
     p.add_argument("--grid", choices=GRIDS, default="paper",
                    help="heuristic parameter grid: the paper's (default) or the released code's")
     p.add_argument("--k-rule", choices=K_RULES, default="paper",
@@ -29,7 +30,8 @@ def add_classifier_args(p: argparse.ArgumentParser) -> None:
                    help="also score the most negative activations (auto: on for gated / SiLU MLPs)")
     p.add_argument("--method", choices=("atp", "exact"), default="atp",
                    help="neuron importance: attribution patching (paper code, default) or exact patching")
-    p.add_argument("--budget-mb", type=float, default=256.0, help="memory budget of one block of activation maps")
+    p.add_argument("--budget-mb", type=positive_float, default=256.0,
+                   help="memory budget of one block of activation maps")
 
 
 def classifier_config(args: argparse.Namespace) -> Any:
@@ -46,17 +48,17 @@ def register(sub: Any, name: str) -> None:
     add_scale_args(p)
     add_task_args(p)
     top = p.add_mutually_exclusive_group()
-    top.add_argument("--top-k", type=int, default=None,
+    top.add_argument("--top-k", type=positive_int, default=None,
                      help="neurons per layer to classify (default: 1.5%% of d_mlp, at least 50)")
-    top.add_argument("--top-frac", type=float, default=None, help="fraction of d_mlp per layer, in (0, 1]")
+    top.add_argument("--top-frac", type=fraction, default=None, help="fraction of d_mlp per layer, in (0, 1]")
     add_classifier_args(p)
     p.add_argument("--layers", type=_ints, default=None, help="layers to score (default all), e.g. 2,3")
-    p.add_argument("--min-neurons", type=int, default=10,
+    p.add_argument("--min-neurons", type=positive_int, default=10,
                    help="heuristic classes with at least this many neurons are knocked out (Fig. 7; default 10)")
-    p.add_argument("--knockout-prompts", type=int, default=50, help="prompts per operator for Figs. 8-9")
+    p.add_argument("--knockout-prompts", type=positive_int, default=50, help="prompts per operator for Figs. 8-9")
     p.add_argument("--per-layer", type=_ints, default=None,
                    help="prompt-knockout curve: neurons zeroed per layer (default 0,1,2,3,5,8,... up to k/2)")
-    p.add_argument("--n-random", type=int, default=3, help="random draws averaged for the random control")
+    p.add_argument("--n-random", type=positive_int, default=3, help="random draws averaged for the random control")
     p.add_argument("--random-pool", default="top", choices=("top", "layer", "active"),
                    help="where the random control's neurons come from: the layer's classified top neurons (paper), "
                         "every neuron of the layer, or the layer's neurons active on the knockout prompts")
@@ -66,13 +68,15 @@ def register(sub: Any, name: str) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from interp._io import write_text_atomic
+    from interp._io import write_outputs
+    from interp.neurons._common import check_arith_task
     from interp.neurons.pipeline import analyze_neurons
     from interp.neurons.results import PromptKnockout
 
     config = classifier_config(args)
+    task = task_from_args(args)  # a bad or non-arithmetic task fails before the model loads
+    check_arith_task(task, "interp neurons")
     model = load(args)
-    task = task_from_args(args)
     res = analyze_neurons(
         model, task, top_k=args.top_k, top_frac=args.top_frac, config=config, method=args.method,
         n_per_op=args.n_per_op, seed=args.seed, layers=args.layers, per_layer=args.per_layer,
@@ -80,11 +84,12 @@ def run(args: argparse.Namespace) -> int:
         random_pool=args.random_pool,
         budget_mb=args.budget_mb, model_name=args.model, progress=progress_enabled(),
     )
-    res.save(args.out)
+    html = None
     if args.plot:
         figs = [PromptKnockout.figure(res.prompt_knockout), res.class_knockout.plot(), res.classification.plot()]
         html = "".join(f.to_html(include_plotlyjs=(i == 0), full_html=False) for i, f in enumerate(figs))
-        write_text_atomic(args.plot, f"<html><body>{html}</body></html>")
+        html = f"<html><body>{html}</body></html>"
+    write_outputs({args.out: res.save, args.plot: html})  # both or neither
     d = res.to_dict()
     print(f"wrote {args.out}: {len(d['neurons'])} neurons (top {res.settings['top_k']} per layer), "
           f"classified {100 * d['classified_fraction']:.1f}% "

@@ -6,6 +6,7 @@ import argparse
 from typing import Any
 
 from interp.cli.common import add_model_arg, add_scale_args, load, progress_enabled
+from interp.cli.types import positive_int
 from interp.errors import UnknownNameError
 
 
@@ -16,7 +17,7 @@ def register(sub: Any, name: str) -> None:
     p.add_argument("--task", "-t", default=None,
                    help="task spec (default: arith for single-token-number models, else a few-shot 0-9 task)")
     p.add_argument("--prefix", default=None, help="few-shot prefix before every prompt (\\n for newlines)")
-    p.add_argument("--n-per-op", type=int, default=50, help="clean prompts per operator (default 50)")
+    p.add_argument("--n-per-op", type=positive_int, default=50, help="clean prompts per operator (default 50)")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--with", dest="extra", default="",
                    help="comma-separated opt-in sections to append: edges, explain (default: none)")

@@ -25,7 +25,7 @@ from typing import Any
 
 import torch
 
-from interp.errors import ModelLoadError, UnknownNameError, close_matches_hint
+from interp.errors import InterpError, ModelLoadError, UnknownNameError, close_matches_hint
 from interp.models.placement import Placement, resolve_placement
 
 __all__ = ["BUILTINS", "BuiltinModel", "load_model", "use_bridge", "list_models", "hub_reachable", "model_name"]
@@ -216,7 +216,13 @@ def _load_dir(path: Path, placement: Placement) -> Any:
     if (path / "config.json").exists():
         from interp._io import read_json
 
-        if "interp_toy_arith" in read_json(path / "config.json"):
+        try:
+            conf = read_json(path / "config.json")
+        except InterpError as e:
+            raise ModelLoadError(f"cannot load the model in {path}: {e}") from e
+        if not isinstance(conf, dict):
+            raise ModelLoadError(f"{path / 'config.json'} is not a model config (a JSON object was expected)")
+        if "interp_toy_arith" in conf:
             return _toy(path, placement)
     else:
         raise ModelLoadError(f"{path} has no config.json; it is neither a toy-arith nor a Hugging Face model directory")

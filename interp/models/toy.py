@@ -25,7 +25,7 @@ from typing import Any
 import torch
 
 from interp._io import atomic_path, write_json_atomic
-from interp.errors import ModelLoadError, unknown
+from interp.errors import InterpError, ModelLoadError, unknown
 
 __all__ = [
     "OPERATORS",
@@ -88,6 +88,10 @@ def split_pairs(pairs: list[tuple[int, int]], held_out_frac: float, seed: int) -
     return train, held
 
 
+class ToyConfigError(InterpError, ValueError):
+    """A toy-arith setting out of range (``interp train-toy --d-model 0``, a NaN learning rate...)."""
+
+
 @dataclass(frozen=True)
 class ToyArithConfig:
     """Architecture, data and optimisation settings of `toy-arith` (the defaults are the shipped model's)."""
@@ -107,6 +111,31 @@ class ToyArithConfig:
     held_out_frac: float = 0.2
     seed: int = 0
     op_weights: tuple[float, ...] = (1.0, 1.0, 2.0, 1.0)  # sampling weight per operator (+ - * /)
+
+    def __post_init__(self) -> None:
+        bad = []
+        for name in ("n_numbers", "n_layers", "d_model", "n_heads", "d_mlp", "steps", "batch_size"):
+            v = getattr(self, name)
+            if isinstance(v, bool) or not isinstance(v, int) or v < 1:
+                bad.append(f"{name} must be an integer >= 1 (got {v!r})")
+        if not bad and self.d_model % self.n_heads:
+            bad.append(f"d_model ({self.d_model}) must be divisible by n_heads ({self.n_heads})")
+        if not (isinstance(self.operand_max, int) and 0 <= self.operand_max < self.n_numbers if isinstance(
+                self.n_numbers, int) else False):
+            bad.append(f"operand_max must be an integer in 0..n_numbers-1 (got {self.operand_max!r})")
+        for name, lo, lo_open in (("lr", 0.0, True), ("weight_decay", 0.0, False), ("grad_clip", 0.0, True)):
+            v = getattr(self, name)
+            if not isinstance(v, (int, float)) or not math.isfinite(v) or v < lo or (lo_open and v == lo):
+                bad.append(f"{name} must be a finite number {'>' if lo_open else '>='} {lo:g} (got {v!r})")
+        if not isinstance(self.held_out_frac, (int, float)) or not 0 <= self.held_out_frac < 1:
+            bad.append(f"held_out_frac must be in [0, 1) (got {self.held_out_frac!r})")
+        if len(self.op_weights) != len(OPERATORS) or any(not math.isfinite(w) or w < 0 for w in self.op_weights) \
+                or not any(w > 0 for w in self.op_weights):
+            bad.append(f"op_weights must be {len(OPERATORS)} finite weights >= 0, not all 0 (got {self.op_weights!r})")
+        if self.act_fn not in ("gelu", "relu", "silu", "gelu_new"):
+            bad.append(f"act_fn must be one of gelu, gelu_new, relu, silu (got {self.act_fn!r})")
+        if bad:
+            raise ToyConfigError("invalid toy-arith config: " + "; ".join(bad))
 
     @property
     def d_vocab(self) -> int:
@@ -320,13 +349,19 @@ def read_toy_config(directory: str | os.PathLike[str]) -> tuple[ToyArithConfig, 
     path = Path(directory) / "config.json"
     if not path.exists():
         raise ModelLoadError(f"{directory} is not a toy-arith model directory (no config.json)")
-    with open(path, encoding="utf-8") as f:
-        raw = json.load(f)
-    if "interp_toy_arith" not in raw:
-        raise ModelLoadError(f"{path} is not a toy-arith config (no 'interp_toy_arith' key)")
+    try:
+        with open(path, encoding="utf-8") as f:
+            raw = json.load(f)
+    except (OSError, ValueError) as e:  # ValueError: invalid JSON or not UTF-8
+        raise ModelLoadError(f"{path} cannot be read as a toy-arith config: {type(e).__name__}: {e}") from e
+    if not isinstance(raw, dict) or not isinstance(raw.get("interp_toy_arith"), dict):
+        raise ModelLoadError(f"{path} is not a toy-arith config (no 'interp_toy_arith' object)")
     conf = dict(raw["interp_toy_arith"])
     conf["op_weights"] = tuple(conf.get("op_weights", (1.0, 1.0, 1.0, 1.0)))
-    return ToyArithConfig(**conf), raw.get("meta", {})
+    try:
+        return ToyArithConfig(**conf), raw.get("meta", {})
+    except (TypeError, ToyConfigError) as e:
+        raise ModelLoadError(f"{path} holds an invalid toy-arith config: {e}") from e
 
 
 def load_toy(directory: str | os.PathLike[str] = TOY_DIR, *, device: str = "cpu") -> Any:
@@ -342,9 +377,16 @@ def load_toy(directory: str | os.PathLike[str] = TOY_DIR, *, device: str = "cpu"
         raise ModelLoadError(f"{directory} has no model.safetensors; run `interp train-toy --out {directory}`")
     from transformer_lens.model_bridge.sources._bridge_builder import build_bridge_from_module
 
-    tok = AutoTokenizer.from_pretrained(str(directory))
+    try:
+        tok = AutoTokenizer.from_pretrained(str(directory))
+    except Exception as e:  # missing or damaged tokenizer files
+        raise ModelLoadError(f"cannot read the tokenizer files in {directory}: {type(e).__name__}: {e}") from e
     native = _native_model(cfg)
-    native.load_state_dict(load_file(str(weights)))
+    try:
+        native.load_state_dict(load_file(str(weights)))
+    except Exception as e:  # truncated/damaged safetensors, or weights of another architecture
+        raise ModelLoadError(f"{weights} cannot be loaded (damaged or truncated file, or weights that do not match "
+                             f"its config.json): {type(e).__name__}: {str(e)[:300]}") from e
     bcfg = TransformerBridgeConfig(**cfg.bridge_config())
     native.to(device)
     bridge = build_bridge_from_module(

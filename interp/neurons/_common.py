@@ -26,6 +26,14 @@ def check_threshold(t: float, *, name: str = "threshold") -> float:
     return t
 
 
+def check_arith_task(task: Any, what: str) -> None:
+    """Raise `NeuronError` unless ``task`` is an arithmetic task (neurons are classified over operand grids)."""
+    if not getattr(task, "operators", None) or not hasattr(task, "prompts"):  # IOI/induction: operators == ()
+        name = getattr(task, "name", type(task).__name__)
+        raise NeuronError(f"{what} classifies arithmetic heuristics over operand grids and needs an arithmetic task "
+                          f"(arith, arith:+, arith:+-:0-99...), not {name!r}")
+
+
 def check_top(d_mlp: int, *, k: int | None, frac: float | None) -> int:
     """Resolve ``k`` (a count) or ``frac`` (a fraction of d_mlp) to a neuron count per layer in [1, d_mlp]."""
     if (k is None) == (frac is None):

@@ -188,16 +188,29 @@ def parse_heuristic(name: str) -> Heuristic:
         if family == "mod":
             mm, n = int(m.group(2)), int(m.group(3))
             if not 0 <= mm < n:
-                break
+                raise UnknownNameError(f"heuristic {name!r}: a residue class 'RmodN' needs N >= 1 and 0 <= R < N "
+                                       f"(e.g. {t}_3mod7); got R={mm}, N={n}")
             return Heuristic(t, "mod", (mm, n))
         if family == "range":
-            return Heuristic(t, "range", (int(m.group(2)), int(m.group(3))))
+            lo, hi = int(m.group(2)), int(m.group(3))
+            if not lo < hi:
+                raise UnknownNameError(f"heuristic {name!r}: a range 'range_A_B' is the half-open interval [A, B) and "
+                                       f"needs A < B (e.g. {t}_range_{min(lo, hi)}_{max(lo, hi) + (lo == hi)}); got "
+                                       f"A={lo}, B={hi}")
+            return Heuristic(t, "range", (lo, hi))
         if family == "pattern":
+            if not any(c.isdigit() for c in m.group(2)):
+                raise UnknownNameError(f"heuristic {name!r}: a pattern needs at least one digit ('.' = any digit, "
+                                       f"e.g. {t}_pattern_.5)")
             return Heuristic(t, "pattern", (m.group(2),))
         if family == "value":
             return Heuristic(t, "value", (m.group(2),))
         if family == "multi_value":
-            return Heuristic(t, "multi_value", tuple(int(x) for x in m.group(2).split(",") if x.strip()))
+            vals = tuple(int(x) for x in m.group(2).split(",") if x.strip())
+            if not vals:
+                raise UnknownNameError(f"heuristic {name!r}: a multi-value set needs at least one value, e.g. "
+                                       "result_multi_value_2=[3, 7]")
+            return Heuristic(t, "multi_value", vals)
         return Heuristic("same_operand", "same")
     hint = " (ranges are named op1_range_A_B, not region)" if "region" in name else ""
     raise UnknownNameError(

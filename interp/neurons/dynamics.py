@@ -51,6 +51,14 @@ def list_checkpoints(directory: str | os.PathLike[str]) -> list[tuple[int, Path]
         found = sorted((int(m.group(1)), p) for p in cand.iterdir() if p.is_dir() and (m := _STEP.match(p.name))) \
             if cand.is_dir() else []
         if found:
+            broken = [p.name for _, p in found if not (p / "config.json").is_file()
+                      or not (p / "model.safetensors").is_file()]
+            if broken:
+                raise ModelLoadError(
+                    f"checkpoint folder(s) {', '.join(broken)} in {cand} lack config.json or model.safetensors "
+                    "(an interrupted training run?); delete them or train again with `interp train-toy --out DIR "
+                    "--checkpoint-every N`"
+                )
             return found
     raise ModelLoadError(
         f"no step_N checkpoint directories in {d} or {d / 'checkpoints'}; write them with "
@@ -93,7 +101,18 @@ def training_dynamics(
     """
     from tqdm.auto import tqdm
 
+    from interp.neurons._common import check_arith_task
+
     t0 = time.time()
+    from interp.checks import check_int
+
+    check_arith_task(task, "training_dynamics")
+    check_int(top_k, "top_k (neurons per layer)", lo=1, error=NeuronError)
+    check_int(n_per_op, "n_per_op", lo=1, error=NeuronError)
+    if intersection_top is not None:
+        check_int(intersection_top, "intersection_top", lo=1, hi=top_k, error=NeuronError)
+    for x in knockout_per_layer:
+        check_int(x, "knockout_per_layer count", lo=1, error=NeuronError)
     config = config or ClassifierConfig()
     found = list_checkpoints(checkpoints)
     if steps is not None:

@@ -154,7 +154,10 @@ def value_logits(model: Any, layer: int, neurons: Sequence[int]) -> Float[Tensor
 
 
 def top_value_tokens(model: Any, layer: int, neuron: int, *, k: int = 10) -> list[tuple[str, float]]:
-    """The ``k`` tokens the value vector of ``(layer, neuron)`` promotes most, as ``(token, logit)``."""
+    """The ``k`` tokens the value vector of ``(layer, neuron)`` promotes most, as ``(token, logit)``; ``k >= 1``."""
+    from interp.checks import check_int
+
+    k = check_int(k, "k", lo=1, hi=int(model.cfg.d_vocab))
     logits = value_logits(model, layer, [neuron])[0]
     vals, idx = logits.topk(min(k, logits.shape[0]))
     tok = getattr(model, "tokenizer", None)

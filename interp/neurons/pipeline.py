@@ -10,7 +10,14 @@ from typing import Any
 
 import numpy as np
 
-from interp.neurons._common import NeuronError, check_hook_post, check_neurons, check_operator, check_top
+from interp.neurons._common import (
+    NeuronError,
+    check_arith_task,
+    check_hook_post,
+    check_neurons,
+    check_operator,
+    check_top,
+)
 from interp.neurons.heuristics import ClassifierConfig, HeuristicScorer
 from interp.neurons.importance import importance_by_operator
 from interp.neurons.knockout import DEFAULT_PER_LAYER, class_knockout, failure_analysis, prompt_knockout
@@ -128,7 +135,21 @@ def analyze_neurons(
     fraction. ``progress`` shows a bar over these five stages."""
     from tqdm.auto import tqdm
 
+    from interp.checks import check_float, check_int
+
     t0 = time.time()
+    check_arith_task(task, "the neuron pipeline")
+    for name, v in (("n_per_op", n_per_op), ("min_neurons", min_neurons), ("knockout_prompts", knockout_prompts),
+                    ("n_random", n_random)):
+        check_int(v, name, lo=1, error=NeuronError)
+    check_float(budget_mb, "budget_mb", lo=0, lo_open=True, error=NeuronError)
+    if per_layer is not None:
+        for x in per_layer:
+            check_int(x, "per_layer entry (neurons zeroed per layer)", lo=0, hi=int(model.cfg.d_mlp), error=NeuronError)
+    if layers is not None:
+        from interp.sites import resolve_layers
+
+        resolve_layers(model, layers)
     check_hook_post(model)
     require(task, "analyze_neurons", *TASK_METHODS["grid"], "pairs", "correct_prompts")
     config = config or ClassifierConfig()

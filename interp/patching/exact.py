@@ -27,6 +27,7 @@ from __future__ import annotations
 
 import dataclasses
 import logging
+import numbers
 import time
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
@@ -41,7 +42,16 @@ from interp.metrics import METRICS, MetricContext, make_metric, metric_unpatched
 from interp.patching.devices import dev_name, device_budgets, pass_budget
 from interp.patching.engine import ConeEngine, EngineStats, Unsupported, format_bytes, parse_bytes, plan_passes
 from interp.patching.result import PatchResult
-from interp.sites import CLI_SITES, SWEEP_AXES, check_layer, check_site_exists, hook_name, site_kind, site_units
+from interp.sites import (
+    CLI_SITES,
+    SWEEP_AXES,
+    check_layer,
+    check_layers,
+    check_site_exists,
+    hook_name,
+    site_kind,
+    site_units,
+)
 from interp.tasks.base import PromptPairs
 
 __all__ = ["patch", "prepare_sweep", "resolve_positions", "PatchSpec", "DIRECTIONS", "ENGINES", "SweepVariants",
@@ -55,6 +65,8 @@ ENGINES = ("auto", "cone", "full")
 
 def resolve_positions(positions: str | int | Sequence[int], seq_len: int) -> list[int]:
     """``"all"``, ``"last"``, an int, ``"i,j"`` or a list of ints -> sorted non-negative positions."""
+    valid = (f"'all', 'last', an int, comma-separated ints like '3,4' or a list of ints in 0..{seq_len - 1} "
+             "(negative counts from the end)")
     if isinstance(positions, str):
         if positions == "all":
             return list(range(seq_len))
@@ -63,11 +75,15 @@ def resolve_positions(positions: str | int | Sequence[int], seq_len: int) -> lis
         try:
             positions = [int(p) for p in positions.split(",") if p.strip()]
         except ValueError:
-            raise ShapeError(f"positions {positions!r} must be 'all', 'last' or comma-separated ints") from None
-    if isinstance(positions, int):
+            raise ShapeError(f"positions {positions!r} must be {valid}") from None
+    if isinstance(positions, numbers.Integral) and not isinstance(positions, bool):
         positions = [positions]
+    if isinstance(positions, (bool, float, bytes)) or not hasattr(positions, "__iter__"):
+        raise ShapeError(f"positions {positions!r} must be {valid}")
     out = []
     for p in positions:
+        if isinstance(p, bool) or not isinstance(p, numbers.Integral):
+            raise ShapeError(f"position {p!r} is not an integer; positions must be {valid}")
         if not -seq_len <= int(p) < seq_len:
             raise ShapeError(f"position {p} is out of range for prompts of {seq_len} tokens (valid: 0..{seq_len - 1})")
         out.append(int(p) % seq_len)
@@ -483,7 +499,7 @@ def plan_sweep_variants(model: Any, pairs: PromptPairs, *, site: str, positions:
     """Validate a sweep's arguments (as `patch` takes them) and list its variants; shared by every backend."""
     kind, pairs = prepare_sweep(model, pairs, site, metric, direction)
     n_layers = int(model.cfg.n_layers)
-    layer_list = None if layers is None else sorted(set(int(x) for x in layers))
+    layer_list = None if layers is None else check_layers(model, layers)  # [], True, 1.7, 99 -> ShapeError
     per_layer: dict[int, list[int]] | None = None
     if kind == "neuron" and isinstance(neurons, Mapping):
         layer_list, per_layer = _per_layer_neurons(model, neurons, layer_list)

@@ -93,8 +93,9 @@ class PatchResult:
         ``baseline["base"]``; for every other metric the effect itself), by absolute value unless ``by_abs=False``.
         The returned value is the effect as stored. NaN effects (no defined prompt) rank last and a warning counts
         them; ``+inf`` ranks first."""
-        if isinstance(k, bool) or int(k) != k or int(k) < 0:
-            raise ShapeError(f"k must be a non-negative integer (entries to list); got {k!r}")
+        from interp.checks import check_int
+
+        k = check_int(k, "k", lo=0)
         key = self.rank_key().reshape(-1)
         flat = self.effects.reshape(-1)
         order = rank_order(np.abs(key) if by_abs else key, what=f"{self.site} effects")[: int(k)]

@@ -16,6 +16,7 @@ token, drawn from the same operator or from all operators of the task (the paper
 
 from __future__ import annotations
 
+import logging
 import random
 import re
 import weakref
@@ -29,6 +30,12 @@ import torch
 from interp.errors import TaskError, unknown
 from interp.models.toy import OPERATORS, apply_op
 from interp.tasks.base import PromptPairs, encode, get_tokenizer
+
+log = logging.getLogger(__name__)
+
+# the largest operand grid a task builds per operator: 0-999 (about 1e6 prompts, ~1 GB of tokenized prompts); a
+# wider range is refused before anything is built, since every prompt of the grid is tokenized and stored
+MAX_GRID = 1000 * 1000
 
 __all__ = ["OPERATORS", "ArithPrompt", "ArithTask", "AccuracyReport", "apply_op", "single_token_limit"]
 
@@ -133,8 +140,19 @@ class ArithTask:
             raise TaskError(f"operators {self.operators!r} are not valid; choose from {' '.join(OPERATORS)}")
         if len(set(self.operators)) != len(self.operators):
             raise TaskError(f"operators {self.operators!r} contain duplicates")
+        for name in ("lo", "hi"):
+            v = getattr(self, name)
+            if isinstance(v, bool) or not isinstance(v, int):
+                raise TaskError(f"operand bound {name}={v!r} must be an integer")
         if not 0 <= self.lo <= self.hi:
             raise TaskError(f"operand range {self.lo}-{self.hi} is invalid; need 0 <= lo <= hi")
+        if (self.hi - self.lo + 1) ** 2 > MAX_GRID:
+            width = int(MAX_GRID**0.5)
+            raise TaskError(
+                f"operand range {self.lo}-{self.hi} has {(self.hi - self.lo + 1) ** 2:,} operand pairs per operator; "
+                f"at most {MAX_GRID:,} are built (a range of at most {width} numbers, e.g. {self.lo}-"
+                f"{self.lo + width - 1}); give a smaller range"
+            )
         if self.number_mode not in ("auto", "single", "multi"):
             raise unknown("number mode", self.number_mode, ("auto", "single", "multi"))
         if sorted(_FIELD_RE.findall(self.template)) != ["a", "b", "op"]:
@@ -210,6 +228,7 @@ class ArithTask:
         if hit is not None:
             return hit
         mode, max_result = self._mode_and_limit(tok)
+        self._check_literal_text(tok, op)
         pairs = self.legal_pairs(op, max_result)
         texts, spans = [], []
         for a, b in pairs:
@@ -236,6 +255,22 @@ class ArithTask:
                 )
             out.append(ArithPrompt(a, op, b, apply_op(a, op, b), text, tuple(pid), ans, roles))
         return self._put(key, tok, out)
+
+    def _check_literal_text(self, tok: Any, op: str) -> None:
+        """Refuse a prefix or template whose text (numbers left out) the tokenizer maps to its unknown token."""
+        unk = getattr(tok, "unk_token_id", None)
+        if unk is None:
+            return
+        for what, text in (("prefix", self.prefix), ("template", _FIELD_RE.sub(
+                lambda m: op if m.group(1) == "op" else "", self.template))):
+            if text and unk in encode(tok, [text], prepend_bos=False)[0][0]:
+                bad = sorted({c for c in text if unk in encode(tok, [c], prepend_bos=False)[0][0]})
+                raise TaskError(
+                    f"the {what} {text!r} contains text this tokenizer does not know (it becomes the unknown token): "
+                    f"{''.join(bad)!r}; use only characters of the model's vocabulary"
+                    + (" (toy-arith knows only the numbers 0-999 and + - * / =)" if getattr(
+                        tok, "vocab_size", 0) < 1100 else "")
+                )
 
     def _render(self, a: int, op: str, b: int) -> tuple[str, dict[str, tuple[int, int]]]:
         values = {"a": str(a), "op": op, "b": str(b)}
@@ -359,8 +394,17 @@ class ArithTask:
             raise unknown("corrupt_from", corrupt_from, ("all", "same"))
         if split not in ("discovery", "evaluation"):
             raise unknown("split", split, ("discovery", "evaluation"))
-        if n_per_op < 1:
-            raise TaskError(f"n_per_op must be >= 1; got {n_per_op}")
+        if isinstance(n_per_op, bool) or not isinstance(n_per_op, int) or n_per_op < 1:
+            raise TaskError(f"n_per_op must be an integer >= 1; got {n_per_op!r}")
+        n_grid = (self.hi - self.lo + 1) ** 2
+        need = n_per_op if split == "discovery" else 2 * n_per_op
+        if need > n_grid:
+            raise TaskError(
+                f"n_per_op={n_per_op} asks for more prompts per operator than the {n_grid:,} of the operand grid "
+                f"{self.lo}-{self.hi}"
+                f"{' (the evaluation split comes after the discovery one)' if need > n_per_op else ''}"
+                f"; give n_per_op <= {n_grid if need == n_per_op else n_grid // 2:,} or a wider range"
+            )
         pools = {
             op: self.correct_prompts(model, op, seed=shuffle_seed, limit=2 * n_per_op + 100) for op in self.operators
         }
@@ -377,6 +421,10 @@ class ArithTask:
                     f"no {split} prompts for {op!r}: the model answers only {len(pool)} {op!r} prompts of layout "
                     f"{layout} correctly (need more than {n_per_op} for an evaluation split); lower n_per_op"
                 )
+            if len(chosen) < n_per_op:
+                log.warning("only %d %s prompts for %r (asked for n_per_op=%d): the model answers only %d prompts of "
+                            "the grid correctly%s", len(chosen), split, op, n_per_op, len(pool),
+                            "" if split == "discovery" else " (the first n_per_op go to discovery)")
             candidates = pool if corrupt_from == "same" else [p for o in self.operators for p in pools[o]]
             for p in chosen:
                 options = [q for q in candidates if q.answer_token != p.answer_token]

@@ -117,7 +117,8 @@ class IOITask:
         kwargs: dict[str, Any] = {}
         if len(parts) >= 2 and parts[1]:
             if not parts[1].isdigit():
-                raise TaskError(f"the number of prompts in {spec!r} must be an integer, e.g. ioi:32")
+                raise TaskError(f"the number of prompts in {spec!r} must be an integer >= 1, e.g. ioi:32; got "
+                                f"{parts[1]!r}")
             kwargs["n_prompts"] = int(parts[1])
         if len(parts) == 3:
             kwargs["corruption"] = parts[2]

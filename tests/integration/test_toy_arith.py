@@ -44,7 +44,7 @@ def test_patch_cli_writes_contract_fields(tmp_path):
 
 
 def test_cli_bad_input_is_a_clear_error(tmp_path, capsys):
-    assert main(["patch", "--model", "toy-arith", "--task", "arith:+:0-1500", "--number-mode", "single",
+    assert main(["patch", "--model", "toy-arith", "--task", "arith:+:500-1200", "--number-mode", "single",
                  "--out", str(tmp_path / "x.json")]) == 2
     assert "multi-token mode" in capsys.readouterr().err
     assert main(["patch", "--model", "toy-arith", "--task", "arith:+", "--positions", "9",

@@ -64,6 +64,9 @@ class EdgeScores:
                 f"{self.ablation}, {self.metric})")
 
     def top(self, k: int = 10, *, absolute: bool = True) -> list[tuple[str, float]]:
+        from interp.checks import check_int
+
+        k = check_int(k, "k", lo=0)
         key = np.abs(self.scores) if absolute else self.scores
         order = np.argsort(-np.nan_to_num(key, nan=-np.inf), kind="stable")[:k]
         return [(self.graph.names[i], float(self.scores[i])) for i in order]

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 import os
 import re
 from typing import Any
@@ -12,6 +13,7 @@ from interp.errors import ShapeError
 
 __all__ = ["AUTO_FRACTION", "AUTO_MIN_BYTES", "auto_budget", "available_bytes", "format_bytes", "parse_bytes"]
 
+MAX_BYTES = 10**15  # 1 PB: a larger budget is a typo (1e999, inf), not a machine
 _UNITS = {"": 1, "b": 1, "kb": 10**3, "mb": 10**6, "gb": 10**9, "tb": 10**12,
           "kib": 2**10, "mib": 2**20, "gib": 2**30, "tib": 2**40}
 
@@ -48,17 +50,18 @@ def parse_bytes(value: int | float | str, device: Any = "cpu") -> int:
     """``2_000_000``, ``"2GB"``, ``"512 MiB"``, ``"1.5e9"`` -> bytes; ``"auto"`` -> `auto_budget` of ``device``."""
     if isinstance(value, str) and value.strip().lower() == "auto":
         return auto_budget(device)
+    valid = "use a positive number of bytes, 'auto' or a size like '512MB', '2GB', '1GiB'"
     if isinstance(value, (int, float)) and not isinstance(value, bool):
-        if value <= 0:
-            raise ShapeError(f"max_memory must be positive, got {value}")
+        if not math.isfinite(value) or value < 1 or value > MAX_BYTES:
+            raise ShapeError(f"max_memory {value!r} is not a usable size; {valid} (at most 1 PB)")
         return int(value)
-    m = re.fullmatch(r"\s*([0-9]*\.?[0-9]+(?:e[0-9]+)?)\s*([a-zA-Z]*)\s*", str(value))
+    m = re.fullmatch(r"\s*([0-9]*\.?[0-9]+(?:e[0-9]+)?)\s*([a-zA-Z]*)\s*", str(value), flags=re.IGNORECASE)
     if not m or m.group(2).lower() not in _UNITS:
-        raise ShapeError(f"max_memory {value!r} is not a size; use bytes, 'auto' or e.g. '512MB', '2GB', '1GiB'")
-    out = int(float(m.group(1)) * _UNITS[m.group(2).lower()])
-    if out <= 0:
-        raise ShapeError(f"max_memory must be positive, got {value!r}")
-    return out
+        raise ShapeError(f"max_memory {value!r} is not a size; {valid}")
+    size = float(m.group(1)) * _UNITS[m.group(2).lower()]
+    if not math.isfinite(size) or size < 1 or size > MAX_BYTES:
+        raise ShapeError(f"max_memory {value!r} is not a usable size (at least 1 byte, at most 1 PB); {valid}")
+    return int(size)
 
 
 def format_bytes(n: float) -> str:

@@ -23,7 +23,7 @@ from typing import Any
 
 import numpy as np
 
-from interp.errors import unknown
+from interp.errors import InterpError, unknown
 from interp.vocab.concepts.judge import Judge, call_judge
 from interp.vocab.concepts.lexicon import ConceptError, Lexicon, load_lexicon, normalize_token
 
@@ -195,7 +195,15 @@ def find_concept_neurons(
     min_matches = _check_int("min_matches", min_matches, 1, top_k)
     if judge is not None and not callable(judge):
         raise ConceptError(f"judge must be a callable (tokens, question) -> 'yes'/'no'; got {judge!r}")
-    skip = default_skip_layers(n_layers) if skip_layers is None else tuple(sorted({int(x) for x in skip_layers}))
+    if skip_layers is None:
+        skip = default_skip_layers(n_layers)
+    else:
+        from interp.sites import check_layers
+
+        try:
+            skip = tuple(check_layers(model, skip_layers, what="skip_layers", allow_empty=True))
+        except InterpError as e:
+            raise ConceptError(str(e)) from None
     layers = [x for x in range(n_layers) if x not in skip]
     if not layers:
         raise ConceptError(f"skip_layers={list(skip)} skips every layer of this {n_layers}-layer model")
