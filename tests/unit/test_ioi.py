@@ -93,7 +93,7 @@ def test_logit_diff_metric_is_io_minus_s(model):
     from interp.metrics import MetricContext, make_metric
 
     fn = make_metric("logit_diff", MetricContext(logits, logits, pairs.clean_answers, pairs.corrupt_answers))
-    torch.testing.assert_close(fn(logits), ld)
+    torch.testing.assert_close(fn(logits), ld.double())  # metrics are float64
     summary = task().logit_diff(model)
     assert summary["clean"] == pytest.approx(float(ld.mean()), abs=1e-5)
     assert set(summary) == {"clean", "corrupt", "io_beats_s", "io_top1", "n_prompts"}

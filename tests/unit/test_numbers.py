@@ -170,7 +170,7 @@ def test_patch_result_top_ranks_nan_last_and_inf_first(caplog):
     assert [lab.split()[-1] for lab, _ in top] == ["H2", "H3", "H5", "H1", "H0", "H4"]
     assert any("2 of 6" in r.message and "NaN" in r.message for r in caplog.records)
     assert [lab for lab, _ in res.top(2, by_abs=False)] == ["L0 4 = H3", "L0 4 = H1"]
-    with pytest.raises(Exception, match="non-negative"):
+    with pytest.raises(Exception, match="k must be an integer >= 0"):
         res.top(-1)
 
 
