@@ -62,7 +62,7 @@ def mean_cache_tokens(task: Any, model: Any, *, operand_max: int | None = None, 
         raise CircuitError(f"operand_max={operand_max} is below the task's lowest operand {task.lo}")
     grid = range(task.lo, hi + 1)
     texts = [task._render(a, op, b)[0] for op in OPERATORS for a in grid for b in grid]
-    ids, _ = encode(get_tokenizer(model), texts, prepend_bos=task.prepend_bos)
+    ids, _ = encode(get_tokenizer(model), texts, prepend_bos=task.prepend_bos, offsets=False)
     if seq_len is None:  # the most common length of the task's legal prompts (all of them with single tokens)
         lengths = Counter(len(p.tokens) for op in task.operators for p in task.prompts(model, op))
         seq_len = lengths.most_common(1)[0][0]

@@ -91,7 +91,7 @@ def path_patch(
     `interp.patching.patch`); ``"denoising"`` the reverse. ``effects[layer, head]`` is the mean metric of the
     path-patched runs; ``baseline`` holds the unpatched base and source values.
     """
-    from tqdm.auto import tqdm
+    from interp.progress import iterate
 
     t0 = time.time()
     _, pairs = prepare_sweep(model, pairs, "heads", metric, direction)
@@ -116,7 +116,7 @@ def path_patch(
             recv_by_layer.setdefault(lyr, []).append(h)
 
     senders = [(lyr, h) for lyr in sender_layers for h in range(n_heads)]
-    for si, (ls, hs) in enumerate(tqdm(senders, desc="path patching", disable=not progress)):
+    for si, (ls, hs) in enumerate(iterate(senders, desc="path patching", enabled=progress)):
         recorded: dict[int, Tensor] = {}
 
         def freeze_z(z: Tensor, hook: Any, layer: int, ls: int = ls, hs: int = hs,

@@ -46,6 +46,14 @@ class PatchResult:
         if self.effects.shape != shape:
             raise ValueError(f"effects shape {self.effects.shape} does not match axes {self.axes} of sizes {shape}")
 
+    def __repr__(self) -> str:
+        from interp._repr import short_repr
+
+        shape = " x ".join(f"{len(self.index[a])} {a}" for a in self.axes)
+        on = f" on {self.task}" if self.task else ""
+        return short_repr("PatchResult", f"{self.site} patching, metric {self.metric}, {self.direction}{on}, "
+                          f"{self.n_prompts} prompts", shape=shape, top=self.top(3))
+
     # ------------------------------------------------------------------------------------------ access
     def values(self, **where: int) -> np.ndarray:
         """Effects with some axes fixed by their index value, e.g. ``values(pos=4)`` -> [layer, head]."""

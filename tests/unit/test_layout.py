@@ -41,6 +41,8 @@ LEVELS: dict[str, int] = {
     "interp.sites": 0,
     "interp.metrics": 0,
     "interp.plotting": 0,
+    "interp.progress": 0,
+    "interp._repr": 0,
     "interp.models": 1,
     # optional engines (nnsight): model detection/loading at the models level, each method at its method's level
     "interp.backends": 1,

@@ -70,7 +70,7 @@ class OperatorClassification:
                    float(d.get("seconds", 0.0)))
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, repr=False)
 class NeuronClassification(_Saved):
     """Heuristic classification (Algorithm 1) of the top neurons of every operator of a task."""
 
@@ -80,6 +80,13 @@ class NeuronClassification(_Saved):
     config: dict[str, Any]
     ops: dict[str, OperatorClassification]
     seconds: float = 0.0
+
+    def _repr_top(self) -> list[tuple[str, Any]]:
+        counts: dict[str, int] = {}
+        for oc in self.ops.values():
+            for name, members in oc.by_heuristic().items():
+                counts[name] = counts.get(name, 0) + len(members)
+        return sorted(counts.items(), key=lambda kv: -kv[1])
 
     @property
     def classified_fraction(self) -> float:
@@ -107,10 +114,16 @@ class NeuronClassification(_Saved):
         import plotly.graph_objects as go
 
         fig = go.Figure()
+        names: list[str] = []
         for op, oc in self.ops.items():
             classes = list(oc.by_heuristic().items())[:top]
-            fig.add_bar(x=[name for name, _ in classes], y=[len(v) for _, v in classes],
+            names += [n for n, _ in classes if n not in names]
+            # horizontal bars: long class names stay readable
+            fig.add_bar(y=[name for name, _ in classes], x=[len(v) for _, v in classes], orientation="h",
                         name=f"{op} ({100 * oc.classified_fraction:.0f}% classified)")
         fig.update_layout(title=f"Largest heuristic classes of the top neurons ({self.model}, {self.task})",
-                          xaxis_title="heuristic", yaxis_title="neurons", barmode="group")
+                          xaxis_title="neurons", yaxis=dict(title="heuristic class", automargin=True,
+                                                            autorange="reversed"),
+                          barmode="group", height=max(340, 120 + 16 * len(names) * max(1, len(self.ops))),
+                          legend=dict(orientation="h", x=0, y=1.0, yanchor="bottom"), margin=dict(t=90, b=50))
         return fig
