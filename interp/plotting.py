@@ -43,9 +43,12 @@ def log_colorbar(vmax: float, title: str, *, signed: bool = True) -> dict[str, A
     """A colour bar for values drawn as `signed_log1p`: ticks at 0, ±1, ±10, ±100, … (up to ``vmax`` in raw
     units), labelled with the raw values."""
     vmax = float(vmax) if np.isfinite(vmax) and vmax > 0 else 1.0
-    raw = [0.0] + [10.0 ** k for k in range(0, int(np.floor(np.log10(vmax))) + 1)]
-    if len(raw) > 7:  # at most ~6 labelled decades: every other one
-        raw = [0.0] + raw[1::2]
+    decades = [10.0 ** k for k in range(0, int(np.floor(np.log10(vmax))) + 1)]
+    if len(decades) > 3:  # 1 sits too close to 0 on a log1p axis once there are many decades
+        decades = decades[1:]
+    if len(decades) > 6:  # at most ~6 labelled decades: every other one, keeping the largest
+        decades = decades[::-2][::-1]
+    raw = [0.0] + decades
     vals = list(raw)
     if signed:
         vals = [-v for v in reversed(raw[1:])] + raw
@@ -55,7 +58,7 @@ def log_colorbar(vmax: float, title: str, *, signed: bool = True) -> dict[str, A
         s = "0" if a == 0 else (f"{a:g}" if a < 1e4 else f"1e{int(round(np.log10(a)))}")
         return ("−" if v < 0 else "") + s
 
-    return dict(title=dict(text=title, side="right"), tickvals=[float(signed_log1p(np.array(v))) for v in vals],
+    return dict(title=dict(text=title.replace(" (log scale)", "<br>(log scale)"), side="top"), tickvals=[float(signed_log1p(np.array(v))) for v in vals],
                 ticktext=[lab(v) for v in vals])
 
 
@@ -85,7 +88,7 @@ def heatmap(
     if tr == "log1p":
         colorbar = log_colorbar(float(np.nanmax(np.abs(z))) if z.size else 1.0, f"{zlabel} (log scale)")
     else:
-        colorbar = dict(title=dict(text=zlabel, side="right"))
+        colorbar = dict(title=dict(text=zlabel, side="top"))
     fig = go.Figure(
         go.Heatmap(
             z=shown,
@@ -135,7 +138,7 @@ def plot_patch_result(result: Any, *, title: str | None = None, transform: str =
     if tr == "log1p":
         colorbar = log_colorbar(float(np.nanmax(np.abs(result.effects))), f"{result.metric} (log scale)")
     else:
-        colorbar = dict(title=dict(text=result.metric, side="right"))
+        colorbar = dict(title=dict(text=result.metric, side="top"))
     for i in range(n_pos):
         fig.add_trace(
             go.Heatmap(

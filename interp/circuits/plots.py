@@ -117,7 +117,7 @@ def plot_diagram(circuit: Any, *, title: str | None = None) -> Any:
         cs = [float(signed_log1p(np.asarray(c))) for c in cs]
     cmax = max(1e-9, max(abs(c) for c in cs)) if cs else 1.0
     colorbar = (log_colorbar(raw_max, "effect (log scale)") if log
-                else dict(title=dict(text="effect", side="right")))
+                else dict(title=dict(text="effect", side="top")))
     ki = [i for i, k in enumerate(kept_flags) if k]
     oi = [i for i, k in enumerate(kept_flags) if not k]
     fig.add_trace(go.Scatter(

@@ -139,10 +139,12 @@ class PatchResult:
     def load(cls, path: str | os.PathLike[str]) -> PatchResult:
         return cls.from_dict(read_json(path))
 
-    def plot(self, *, title: str | None = None, transform: str = "none") -> Any:
-        """A plotly heatmap (diverging, centred at 0); one panel per position for head and neuron sweeps.
+    def plot(self, *, title: str | None = None, transform: str = "auto") -> Any:
+        """A plotly `Figure` (a diverging heatmap centred at 0; one panel per position for head and neuron sweeps).
 
-        ``transform="log1p"`` plots sign(x)·log(1+|x|), the paper's display of indirect effects.
+        ``transform="log1p"`` colours by sign(x)·log(1+|x|), the paper's display of indirect effects, with the
+        colour bar labelled in raw units; ``"auto"`` (default) does so when the effects span three decades or more;
+        ``"none"`` keeps a linear scale. Show it with ``fig.show()`` or save it with ``fig.write_html("f.html")``.
         """
         from interp.plotting import plot_patch_result
 

@@ -78,7 +78,8 @@ body{font-family:system-ui,-apple-system,Segoe UI,Roboto,sans-serif;max-width:12
 color:#222} h1{font-size:1.6em} h2{border-bottom:1px solid #ddd;padding-bottom:.2em;margin-top:2em}
 table{border-collapse:collapse;margin:.8em 0} td,th{border:1px solid #ccc;padding:.25em .6em;text-align:left}
 th{background:#f4f4f4} code{background:#f4f4f4;padding:0 .2em} .meta{color:#666;font-size:.9em}
-caption{caption-side:top;text-align:left;color:#444;font-size:.92em;padding:.2em 0 .4em;max-width:60em}
+caption{caption-side:top;text-align:left;color:#444;font-size:.92em;padding:.2em 0 .4em;width:max-content;
+max-width:min(60em,90vw)}
 .summary{background:#f7f9fc;border:1px solid #dde4ee;padding:.8em 1.2em .8em 2.2em;border-radius:4px}
 nav.toc{margin:1em 0} nav.toc ol{margin:.3em 0} .figure{margin:1em 0 1.6em}
 """

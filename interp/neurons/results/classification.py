@@ -113,17 +113,23 @@ class NeuronClassification(_Saved):
         """Bars: the largest heuristic classes per operator (neuron counts), classified fraction in the legend."""
         import plotly.graph_objects as go
 
-        fig = go.Figure()
-        names: list[str] = []
-        for op, oc in self.ops.items():
+        from plotly.subplots import make_subplots
+
+        # one panel of horizontal bars per operator: long class names stay readable, no 30-label x axis
+        ops = list(self.ops.items())
+        cols = min(2, max(1, len(ops)))
+        rows = (len(ops) + cols - 1) // cols
+        fig = make_subplots(rows=rows, cols=cols, horizontal_spacing=0.32, vertical_spacing=0.12 if rows > 1 else 0,
+                            subplot_titles=[f"operator {op}: {100 * oc.classified_fraction:.0f}% of "
+                                            f"{len(oc.neurons)} neurons classified" for op, oc in ops])
+        for i, (op, oc) in enumerate(ops):
             classes = list(oc.by_heuristic().items())[:top]
-            names += [n for n, _ in classes if n not in names]
-            # horizontal bars: long class names stay readable
+            r, c = i // cols + 1, i % cols + 1
             fig.add_bar(y=[name for name, _ in classes], x=[len(v) for _, v in classes], orientation="h",
-                        name=f"{op} ({100 * oc.classified_fraction:.0f}% classified)")
+                        name=op, showlegend=False, row=r, col=c,
+                        hovertemplate="%{y}: %{x} neurons<extra></extra>")
+            fig.update_yaxes(autorange="reversed", automargin=True, tickfont=dict(size=10), row=r, col=c)
+            fig.update_xaxes(title_text="neurons", row=r, col=c)
         fig.update_layout(title=f"Largest heuristic classes of the top neurons ({self.model}, {self.task})",
-                          xaxis_title="neurons", yaxis=dict(title="heuristic class", automargin=True,
-                                                            autorange="reversed"),
-                          barmode="group", height=max(340, 120 + 16 * len(names) * max(1, len(self.ops))),
-                          legend=dict(orientation="h", x=0, y=1.0, yanchor="bottom"), margin=dict(t=90, b=50))
+                          height=max(360, rows * (60 + 19 * top) + 100), margin=dict(t=90, b=50, l=40, r=20))
         return fig
