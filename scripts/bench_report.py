@@ -16,6 +16,7 @@ from __future__ import annotations
 import argparse
 import os
 import re
+import resource
 import subprocess
 import sys
 import tempfile
@@ -38,13 +39,16 @@ def run_report(checkout: Path, extra: list[str], out_dir: Path) -> dict:
     cmd = [sys.executable, "-c", "import sys; from interp.cli import main; sys.exit(main())", "report",
            "--model", "toy-arith", "--out", str(out), *extra]
     load0 = os.getloadavg()[0]
+    ru0 = resource.getrusage(resource.RUSAGE_CHILDREN)
     t0 = time.perf_counter()
     p = subprocess.run(cmd, cwd=str(checkout), env=env, capture_output=True, text=True)
     wall = time.perf_counter() - t0
+    ru1 = resource.getrusage(resource.RUSAGE_CHILDREN)
+    cpu = (ru1.ru_utime - ru0.ru_utime) + (ru1.ru_stime - ru0.ru_stime)
     if p.returncode != 0:
         raise SystemExit(f"report failed in {checkout}:\n{p.stderr[-3000:]}")
     stages = {m.group(3): _seconds(m.group(4)) for line in p.stderr.splitlines() if (m := STAGE_END.match(line))}
-    return {"checkout": str(checkout), "wall": wall, "load_before": load0, "stages": stages}
+    return {"checkout": str(checkout), "wall": wall, "cpu": cpu, "load_before": load0, "stages": stages}
 
 
 def busy(n: int) -> list[subprocess.Popen]:
@@ -71,7 +75,7 @@ def main() -> int:
                     r = run_report(path, extra, Path(tmp))
                     r.update(name=name, cond=cond)
                     rows.append(r)
-                    print(f"{name:8} {cond:6} {r['wall']:6.1f} s  (load before {r['load_before']:.1f})  "
+                    print(f"{name:8} {cond:6} {r['wall']:6.1f} s wall, {r['cpu']:6.1f} s CPU  (load before {r['load_before']:.1f})  "
                           + ", ".join(f"{k.split(' (')[0]} {v:.1f}" for k, v in r["stages"].items()), flush=True)
             finally:
                 for p in procs:
@@ -84,15 +88,16 @@ def main() -> int:
         "",
         f"Command: `python scripts/bench_report.py{' --quick' if args.quick else ''}"
         + (" --baseline CHECKOUT" if args.baseline else "") + f"` on {os.cpu_count()} cores; wall-clock seconds of "
-        "the whole command (imports and model load included); \"load\" is the 1-minute load average when the run "
-        "started (other users' jobs included).",
+        "the whole command (imports and model load included), CPU seconds (user + system) of the command, and the "
+        "stage times it printed; \"load\" is the 1-minute load average when the run started (other users' jobs "
+        "included, so \"idle\" means: no busy loops of ours).",
         "",
-        "| code | condition | wall (s) | load | " + " | ".join(
+        "| code | condition | wall (s) | CPU (s) | load | " + " | ".join(
             k.split(" (")[0] for k in rows[0]["stages"]) + " |",
-        "|---|---|---|---|" + "---|" * len(rows[0]["stages"]),
+        "|---|---|---|---|---|" + "---|" * len(rows[0]["stages"]),
     ]
     for r in rows:
-        lines.append(f"| {r['name']} | {r['cond']} | {r['wall']:.1f} | {r['load_before']:.1f} | "
+        lines.append(f"| {r['name']} | {r['cond']} | {r['wall']:.1f} | {r['cpu']:.1f} | {r['load_before']:.1f} | "
                      + " | ".join(f"{r['stages'][k]:.1f}" if k in r["stages"] else "-" for k in rows[0]["stages"])
                      + " |")
     for name, _ in checkouts:

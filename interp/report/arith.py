@@ -5,7 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 from interp._html import esc, table
-from interp.report.base import ReportContext, Section
+from interp.report.base import ReportContext, Section, grid_pass
 
 __all__ = ["accuracy_section", "patching_section"]
 
@@ -13,6 +13,8 @@ __all__ = ["accuracy_section", "patching_section"]
 def accuracy_section(model: Any, ctx: ReportContext) -> Section:
     task = ctx.task()
     max_prompts = 300 if ctx.quick or int(model.cfg.n_layers) > 8 else None
+    if max_prompts is None and "circuit" in ctx.plan:
+        grid_pass(model, ctx)  # correctness and the circuit section's mean activations from one pass
     acc = task.accuracy(model, max_prompts=max_prompts)
     ctx.results["accuracy"] = acc
     rows = [[op, acc.n_total[op], acc.n_correct[op], f"{100 * acc.accuracy[op]:.1f}%"] for op in task.operators]

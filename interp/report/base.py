@@ -11,8 +11,8 @@ from typing import Any
 
 from interp._html import esc
 
-__all__ = ["Section", "ReportContext", "render_html", "default_task", "single_token_numbers", "FEW_SHOT_SPEC",
-           "FEW_SHOT_PREFIX"]
+__all__ = ["Section", "ReportContext", "render_html", "default_task", "single_token_numbers", "grid_pass",
+           "FEW_SHOT_SPEC", "FEW_SHOT_PREFIX"]
 
 
 @dataclass
@@ -37,6 +37,9 @@ class ReportContext:
     quick: bool = False
     task_overrides: dict[str, Any] = field(default_factory=dict)
     results: dict[str, Any] = field(default_factory=dict)
+    # names of the sections this report runs (``circuit`` for `circuit_section`), so a section can compute
+    # something a later one needs in the same pass (`grid_pass`)
+    plan: tuple[str, ...] = ()
     _task: Any = field(default=None, repr=False, compare=False)
 
     def task(self) -> Any:
@@ -69,6 +72,46 @@ def default_task(model: Any) -> tuple[str, dict[str, Any]]:
     if single_token_numbers(model):
         return "arith", {}
     return FEW_SHOT_SPEC, {"prefix": FEW_SHOT_PREFIX}
+
+
+def grid_pass(model: Any, ctx: ReportContext) -> bool:
+    """One forward pass over every string ``x op y=`` of all four operators (the mean-ablation grid of the circuit
+    section) that yields both the mean activations (``ctx.results["mean_cache"]``) and the greedy correctness of
+    every legal prompt (recorded on the shared task, so `accuracy` and `correct_prompts` run no model): the legal
+    prompts are a subset of those strings and, with single-token answers, correctness is the last position's argmax.
+
+    Returns False (and does nothing) where that does not hold: a task that is not arithmetic or has its own
+    mean-ablation set, multi-token answers, or prompts that are not among the strings.
+    """
+    if "mean_cache" in ctx.results:
+        return True
+    import torch
+
+    from interp.circuits.ablation import mean_cache, mean_cache_tokens
+
+    task = ctx.task()
+    if getattr(task, "mean_ablation_tokens", None) is not None or not hasattr(task, "record_correctness"):
+        return False
+    tokens = mean_cache_tokens(task, model)
+    prompts = {op: task.prompts(model, op) for op in task.operators}
+    row = {tuple(t): i for i, t in enumerate(tokens.tolist())}
+    where = {}
+    for op, ps in prompts.items():
+        idx = [row.get(p.tokens) for p in ps]
+        if any(i is None for i in idx) or any(len(p.answer_tokens) != 1 for p in ps):
+            return False
+        where[op] = idx
+    pred = torch.empty(tokens.shape[0], dtype=torch.long)
+
+    def keep(start: int, last: Any) -> None:
+        pred[start : start + last.shape[0]] = last.argmax(-1)
+
+    with torch.inference_mode():
+        ctx.results["mean_cache"] = mean_cache(model, task, tokens=tokens, on_logits=keep)
+    for op, ps in prompts.items():
+        got = pred[torch.tensor(where[op])].tolist()
+        task.record_correctness(model, op, [g == p.answer_tokens[0] for g, p in zip(got, ps)])
+    return True
 
 
 # ---------------------------------------------------------------------------------------------------- rendering

@@ -45,7 +45,7 @@ PRETRAINED_SECTIONS: list[Callable[[Any, ReportContext], Section]] = [
 ]
 # one progress line per section (interp.progress.Stages)
 STAGE_LABELS: dict[str, str] = {
-    "accuracy": "accuracy (greedy, every prompt of the grid)",
+    "accuracy": "accuracy (greedy, every prompt of the grid; with circuits also their mean activations)",
     "patching": "activation patching (heads and MLPs at every position, per operator)",
     "circuit": "circuits (effects over seeds, head search, faithfulness under 3 ablations)",
     "neuron": "neurons (importance, Algorithm 1, knockouts)",
@@ -96,6 +96,7 @@ def build_report(
     if sections is None:
         sections = SECTIONS if single_token_numbers(model) else PRETRAINED_SECTIONS
     sections = list(sections) + [OPTIONAL_SECTIONS[e] for e in extra]
+    ctx.plan = tuple(fn.__name__.removesuffix("_section") for fn in sections)
     stages = Stages(len(sections), enabled=progress)
     known = load_timings()
     done = []

@@ -36,8 +36,10 @@ def circuit_section(model: Any, ctx: ReportContext) -> Section:
         "circuit is the smallest prefix reaching F ≥ 0.9. Because F depends on what replaces the removed "
         "components, the chosen circuit is also scored under zero and resample ablation."
     )
-    with torch.inference_mode():
-        mean = mean_cache(model, task)
+    mean = ctx.results.get("mean_cache")  # from the accuracy section's pass over the same grid (`grid_pass`)
+    if mean is None:
+        with torch.inference_mode():
+            mean = mean_cache(model, task)
     circuits, rows = {}, []
     for op in task.operators:
         eff = component_effects(model, task, operator=op, seeds=seeds, n_per_op=n, progress=ctx.progress,

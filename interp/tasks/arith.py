@@ -252,6 +252,15 @@ class ArithTask:
         return text, spans
 
     # -------------------------------------------------------------------------------------------- correctness
+    def record_correctness(self, model: Any, op: str, flags: Sequence[bool]) -> None:
+        """Store the greedy correctness of every prompt of ``op``'s grid (in `prompts` order), computed elsewhere
+        from the same model (e.g. read off a forward pass over a superset of the grid); `accuracy` (whole grid) and
+        `correct_prompts` then reuse it instead of running the model again."""
+        grid = self.prompts(model, op)
+        if len(flags) != len(grid):
+            raise TaskError(f"{len(flags)} correctness flags for the {len(grid)} prompts of {op!r}")
+        self._put(("flags", id(model), op), model, [bool(f) for f in flags])
+
     @torch.inference_mode()
     def _is_correct(self, model: Any, prompts: Sequence[ArithPrompt], batch_size: int = 512) -> list[bool]:
         """Greedy correctness; multi-token answers by teacher forcing (every answer token is the argmax)."""
