@@ -21,6 +21,23 @@ import os as _os
 # An explicit OMP_WAIT_POLICY in the environment wins.
 _os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
 
+
+def _quiet_tqdm_auto() -> None:
+    """Import tqdm.auto once without its "IProgress not found" warning. Dependencies (transformers, ...) import it;
+    in a notebook without ipywidgets it then falls back to tqdm's plain text bars, which is what we want there
+    (``pip install -e ".[notebooks]"`` brings ipywidgets and widget bars)."""
+    import warnings
+
+    with warnings.catch_warnings():
+        warnings.filterwarnings("ignore", message="IProgress not found")
+        try:
+            import tqdm.auto  # noqa: F401
+        except ImportError:  # pragma: no cover - tqdm is a dependency
+            pass
+
+
+_quiet_tqdm_auto()
+
 from interp.errors import InterpError, ModelLoadError, ShapeError, TaskError, UnknownNameError
 from interp.metrics import METRICS
 from interp.models import list_models, load_model

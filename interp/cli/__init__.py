@@ -54,7 +54,8 @@ def _add_global_args(p: argparse.ArgumentParser, default: object) -> None:
     g.add_argument("-q", "--quiet", action="store_true", default=default,
                    help="no progress lines on stderr (errors and results only)")
     g.add_argument("--threads", type=int, default=default, metavar="N",
-                   help="torch CPU threads (default: OMP_NUM_THREADS when set, else half the idle cores, at least 1)")
+                   help="torch CPU threads (default: OMP_NUM_THREADS when set, else the cores no other process is "
+                        "running on now, at least 1)")
 
 
 def main(argv: Sequence[str] | None = None) -> int:
