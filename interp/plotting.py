@@ -58,7 +58,8 @@ def log_colorbar(vmax: float, title: str, *, signed: bool = True) -> dict[str, A
         s = "0" if a == 0 else (f"{a:g}" if a < 1e4 else f"1e{int(round(np.log10(a)))}")
         return ("−" if v < 0 else "") + s
 
-    return dict(title=dict(text=title.replace(" (log scale)", "<br>(log scale)"), side="top"), tickvals=[float(signed_log1p(np.array(v))) for v in vals],
+    return dict(title=dict(text=title.replace(" (log scale)", "<br>(log scale)"), side="top"),
+                tickvals=[float(signed_log1p(np.array(v))) for v in vals],
                 ticktext=[lab(v) for v in vals])
 
 
@@ -132,7 +133,8 @@ def plot_patch_result(result: Any, *, title: str | None = None, transform: str =
     effects = signed_log1p(result.effects) if tr == "log1p" else result.effects
     n_pos = len(result.index["pos"])
     unit_axis = axes[2]
-    fig = make_subplots(rows=1, cols=n_pos, subplot_titles=[f"pos {p}" for p in result.labels["pos"]], shared_yaxes=True,
+    fig = make_subplots(rows=1, cols=n_pos, subplot_titles=[f"pos {p}" for p in result.labels["pos"]],
+                        shared_yaxes=True,
                         horizontal_spacing=0.02)
     zmax = float(np.nanmax(np.abs(effects))) or 1.0
     if tr == "log1p":

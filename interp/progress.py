@@ -159,7 +159,6 @@ def bar(total: int | None = None, *, desc: str = "", enabled: bool = True, every
     if in_notebook():
         try:
             import ipywidgets  # noqa: F401
-
             from tqdm.notebook import tqdm
         except ImportError:
             from tqdm.std import tqdm

@@ -75,7 +75,8 @@ def main() -> int:
                     r = run_report(path, extra, Path(tmp))
                     r.update(name=name, cond=cond)
                     rows.append(r)
-                    print(f"{name:8} {cond:6} {r['wall']:6.1f} s wall, {r['cpu']:6.1f} s CPU  (load before {r['load_before']:.1f})  "
+                    print(f"{name:8} {cond:6} {r['wall']:6.1f} s wall, {r['cpu']:6.1f} s CPU  "
+                          f"(load before {r['load_before']:.1f})  "
                           + ", ".join(f"{k.split(' (')[0]} {v:.1f}" for k, v in r["stages"].items()), flush=True)
             finally:
                 for p in procs:

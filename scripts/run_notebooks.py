@@ -19,10 +19,10 @@ ROOT = Path(__file__).resolve().parent.parent
 
 
 def run(paths: list[Path], out: Path, timeout: int = 900) -> list[tuple[Path, str]]:
+    import time
+
     import jupytext
     from nbclient import NotebookClient
-
-    import time
 
     failures = []
     os.environ.setdefault("INTERP_FAST", "1")
@@ -47,7 +47,8 @@ def run(paths: list[Path], out: Path, timeout: int = 900) -> list[tuple[Path, st
 
 def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("names", nargs="*", help="notebook names or parts of them, e.g. 01 02 (default: all notebooks/*.py)")
+    ap.add_argument("names", nargs="*",
+                    help="notebook names or parts of them, e.g. 01 02 (default: all notebooks/*.py)")
     ap.add_argument("--out", default=None, help="folder for the executed .ipynb files (default: a temporary folder)")
     args = ap.parse_args()
     paths = sorted((ROOT / "notebooks").glob("*.py"))

@@ -43,6 +43,7 @@ LEVELS: dict[str, int] = {
     "interp.plotting": 0,
     "interp.progress": 0,
     "interp._repr": 0,
+    "interp._env": 0,
     "interp.models": 1,
     # optional engines (nnsight): model detection/loading at the models level, each method at its method's level
     "interp.backends": 1,

@@ -111,7 +111,6 @@ class NeuronClassification(_Saved):
 
     def plot(self, *, top: int = 15) -> Any:
         """Bars: the largest heuristic classes per operator (neuron counts), classified fraction in the legend."""
-        import plotly.graph_objects as go
 
         from plotly.subplots import make_subplots
 

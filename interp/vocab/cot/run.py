@@ -273,9 +273,8 @@ def run_cot(
     progress: bool = False,
 ) -> CotResult:
     """Evaluate every variant (default: all eight) on the word problems (default: all 64, or the first ``n``)."""
-    from interp.progress import iterate
-
     from interp.models import model_name
+    from interp.progress import iterate
 
     chosen = load_variants(names=variants)
     probs = list(problems) if problems is not None else load_problems(n=n_problems)
