@@ -18,6 +18,8 @@ from __future__ import annotations
 import importlib
 from typing import TYPE_CHECKING, Any
 
+from interp import _env  # noqa: F401  (first: sets OMP_WAIT_POLICY before torch is imported)
+
 __version__ = "0.1.0"
 
 # public name -> module that defines it

@@ -13,8 +13,10 @@ def esc(s: Any) -> str:
     return html.escape(str(s))
 
 
-def table(rows: list[list[Any]], header: list[str]) -> str:
-    """A ``<table>`` with one header row; every cell is escaped."""
+def table(rows: list[list[Any]], header: list[str], *, caption: str | None = None) -> str:
+    """A ``<table>`` with one header row; every cell is escaped. ``caption`` (HTML, not escaped: callers pass
+    trusted text with markup) says what the numbers are."""
     head = "".join(f"<th>{esc(h)}</th>" for h in header)
     body = "".join("<tr>" + "".join(f"<td>{esc(c)}</td>" for c in r) + "</tr>" for r in rows)
-    return f"<table><thead><tr>{head}</tr></thead><tbody>{body}</tbody></table>"
+    cap = f"<caption>{caption}</caption>" if caption else ""
+    return f"<table>{cap}<thead><tr>{head}</tr></thead><tbody>{body}</tbody></table>"

@@ -31,6 +31,19 @@ def random_pairs(model, *, batch=6, seq=6, seed=0):
     return PromptPairs(clean, corrupt, r, r2, tuple(f"p{i}" for i in range(seq)), "random")
 
 
+def pytest_collection_modifyitems(config, items):
+    """Fast unit tests first, then tests on built-in models (integration), then notebooks: a run shows progress
+    early, and a failing unit test is reported in seconds, not after minutes of integration tests."""
+
+    def rank(item) -> int:
+        path = str(item.fspath)
+        if "notebook" in path:
+            return 2
+        return 1 if "/integration/" in path or item.get_closest_marker("integration") else 0
+
+    items.sort(key=rank)  # stable: the order within each group is kept
+
+
 @pytest.fixture(autouse=True)
 def _seed():
     torch.manual_seed(0)

@@ -250,7 +250,7 @@ def nnsight_patch(model: Any, pairs: Any, *, site: str = "heads", positions: Any
                   max_rows: int | None = 4096, progress: bool = True, model_name: str = "",
                   max_memory: Any = "auto") -> PatchResult:
     """`interp.patching.patch` on an `NNsightModel` (arguments and result as there; see the module docstring)."""
-    from tqdm.auto import tqdm
+    from interp.progress import bar as progress_bar
 
     t0 = time.time()
     sp = plan_sweep_variants(model, pairs, site=site, positions=positions, metric=metric, direction=direction,
@@ -269,7 +269,7 @@ def nnsight_patch(model: Any, pairs: Any, *, site: str = "heads", positions: Any
     sums = np.zeros(len(sp.variants))
     sq = np.zeros(len(sp.variants))
     n_def = np.full(len(sp.variants), b, dtype=np.int64)  # prompts with a finite value (as the bridge sweep counts)
-    bar = tqdm(total=len(sp.variants), desc=f"patch {site} (nnsight)", disable=not progress, leave=False)
+    bar = progress_bar(len(sp.variants), desc=f"patch {site} (nnsight)", enabled=progress)
     with torch.inference_mode():
         if model.remote:  # traces_per_request traces per nnsight session = one NDIF request each
             reduced: list[Tensor] = []

@@ -82,6 +82,7 @@ def mean_cache(
     batch_size: int = 512,
     seq_len: int | None = None,
     tokens: Tensor | None = None,
+    on_logits: Callable[[int, Tensor], None] | None = None,
 ) -> dict[str, Tensor]:
     """Per-position mean of each hook of ``kinds`` over the balanced grid of all operators (``calc_mean_cache``).
 
@@ -90,6 +91,9 @@ def mean_cache(
     operands 0-299, 360k strings). ``tokens`` overrides the grid with any ``[batch pos]`` token set. The reference
     prompts come from the task's ``mean_ablation_tokens(model)`` (the task protocol; arithmetic: the balanced grid,
     IOI: the ABC prompts, induction: fresh random sequences); a task without it raises `TaskError` naming it.
+    ``on_logits(start, last_logits)`` receives each batch's last-position logits ``[batch d_vocab]`` (rows
+    ``start..``) of the same forward passes, so a caller can read predictions off the grid at no extra cost
+    (`interp.report` takes greedy correctness from them); not supported on the nnsight backend.
     """
     names = sorted({hook_name(k, layer) for k in kinds for layer in range(int(model.cfg.n_layers))})
     for k in kinds:
@@ -103,10 +107,14 @@ def mean_cache(
     if is_nnsight_model(model):  # the same means from nnsight traces (interp.backends.nnsight_ablation)
         from interp.backends.nnsight_ablation import nnsight_mean_cache
 
+        if on_logits is not None:
+            raise InterpError("mean_cache(on_logits=...) is not supported on the nnsight backend")
         return nnsight_mean_cache(model, tokens, kinds=kinds, batch_size=batch_size)
     sums: dict[str, Tensor] = {}
     for i in range(0, tokens.shape[0], batch_size):
-        _, cache = model.run_with_cache(tokens[i : i + batch_size], names_filter=lambda n: n in names)
+        logits, cache = model.run_with_cache(tokens[i : i + batch_size], names_filter=lambda n: n in names)
+        if on_logits is not None:
+            on_logits(i, logits[:, -1, :])
         for n in names:
             s = cache[n].double().sum(0)
             sums[n] = s if n not in sums else sums[n] + s

@@ -53,6 +53,12 @@ class Circuit:
             object.__setattr__(self, "neurons", {int(k): tuple(int(n) for n in v) for k, v in self.neurons.items()})
         check_ablation(self.ablation)
 
+    def __repr__(self) -> str:
+        op = f", operator {self.operator}" if self.operator else ""
+        heads = ", ".join(f"L{l}H{h}" for l, h in self.heads[:3]) + (", ..." if len(self.heads) > 3 else "")
+        return (f"Circuit({len(self.heads)} heads [{heads}], {len(self.mlps)} MLPs; F = {self.faithfulness:.3f} "
+                f"under {self.ablation} ablation{op})")
+
     @property
     def labels(self) -> list[str]:
         return [f"L{l}H{h}" for l, h in self.heads] + [f"MLP{l}" for l in self.mlps]

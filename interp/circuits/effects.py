@@ -55,6 +55,19 @@ class ComponentEffects:
     method: str = "exact"
     meta: dict[str, Any] = field(default_factory=dict)
 
+    def __repr__(self) -> str:
+        from interp._repr import short_repr
+
+        h, m = self.head_scores(), self.mlp_scores()
+        ranked = sorted([(f"L{self.heads.index['layer'][l]}H{self.heads.index['head'][k]}", h[l, k])
+                         for l in range(h.shape[0]) for k in range(h.shape[1])]
+                        + [(f"MLP{self.mlps.index['layer'][l]}", m[l]) for l in range(m.shape[0])],
+                        key=lambda t: -abs(t[1]))
+        op = f", operator {self.operator}" if self.operator else ""
+        return short_repr("ComponentEffects", f"{self.method} {self.heads.metric}{op}, seeds {list(self.seeds)}",
+                          shape=f"{h.shape[0]} layers x {h.shape[1]} heads + MLPs", top=ranked,
+                          top_label="top (mean over positions)")
+
     # ------------------------------------------------------------------------------------------- rankings
     def _pos_mask(self, result: PatchResult) -> list[int]:
         idx = [result.index["pos"].index(p) for p in self.rank_positions if p in result.index["pos"]]

@@ -81,6 +81,14 @@ class HeadScores:
     exclude_bos: bool = False
     meta: dict[str, Any] = field(default_factory=dict)
 
+    def __repr__(self) -> str:
+        from interp._repr import short_repr
+
+        k = self.kinds[0] if self.kinds else ""
+        return short_repr("HeadScores", f"{self.measure} over {self.n_sequences} sequences of {self.seq_len} tokens, "
+                          f"kinds {', '.join(self.kinds)}", shape=" x ".join(map(str, self.scores.shape)),
+                          top=self.top(k, 3) if k else (), top_label=f"top {k}")
+
     def of(self, kind: str) -> np.ndarray:
         """``[layer head]`` scores of one kind."""
         if kind not in self.kinds:

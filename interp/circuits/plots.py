@@ -9,7 +9,7 @@ from typing import Any
 
 import numpy as np
 
-from interp.plotting import DIVERGING, heatmap
+from interp.plotting import DIVERGING, heatmap, log_colorbar, pick_transform, signed_log1p
 
 __all__ = ["plot_curve", "plot_curves", "plot_diagram", "plot_effects"]
 
@@ -64,7 +64,8 @@ def plot_effects(effects: Any, *, title: str | None = None) -> Any:
     op = f" operator {effects.operator}," if effects.operator else ""
     title = title or (f"Component effects ({effects.heads.metric}),{op} mean over positions "
                       f"{list(effects.rank_positions)} and seeds {list(effects.seeds)}")
-    return heatmap(z, x=x, y=y, title=title, zlabel=effects.heads.metric)
+    return heatmap(z, x=x, y=y, title=title, zlabel=effects.heads.metric, transform="auto",
+                   xlabel="component (attention heads, then the MLP)", ylabel="layer")
 
 
 def plot_diagram(circuit: Any, *, title: str | None = None) -> Any:
@@ -109,7 +110,14 @@ def plot_diagram(circuit: Any, *, title: str | None = None) -> Any:
         kept_flags.append(l in kept_m)
         labels.append(f"MLP{l}")
     texts = [f"{lab}: effect {c:.3g}{' (in circuit)' if k else ''}" for lab, c, k in zip(labels, cs, kept_flags)]
+    # effects spanning decades (IE: 0.1 ... 1e7) are coloured on a signed log1p scale with raw-unit ticks
+    raw_max = max(1e-9, max(abs(c) for c in cs)) if cs else 1.0
+    log = pick_transform(np.asarray(cs), "auto") == "log1p"
+    if log:
+        cs = [float(signed_log1p(np.asarray(c))) for c in cs]
     cmax = max(1e-9, max(abs(c) for c in cs)) if cs else 1.0
+    colorbar = (log_colorbar(raw_max, "effect (log scale)") if log
+                else dict(title=dict(text="effect", side="top")))
     ki = [i for i, k in enumerate(kept_flags) if k]
     oi = [i for i, k in enumerate(kept_flags) if not k]
     fig.add_trace(go.Scatter(
@@ -122,7 +130,7 @@ def plot_diagram(circuit: Any, *, title: str | None = None) -> Any:
         x=[xs[i] for i in ki], y=[ys[i] for i in ki], mode="markers+text", name="in circuit",
         text=[labels[i] for i in ki], textposition="top center", customdata=[texts[i] for i in ki],
         marker=dict(size=22, color=[cs[i] for i in ki], colorscale=DIVERGING, cmin=-cmax, cmax=cmax,
-                    line=dict(color="black", width=1.5), colorbar=dict(title="effect"),
+                    line=dict(color="black", width=1.5), colorbar=colorbar,
                     symbol=["square" if labels[i].startswith("MLP") else "circle" for i in ki]),
         hovertemplate="%{customdata}<extra></extra>",
     ))
@@ -135,7 +143,9 @@ def plot_diagram(circuit: Any, *, title: str | None = None) -> Any:
                    "MLP"], showgrid=False, zeroline=False),
         yaxis=dict(tickvals=list(range(n_layers)), ticktext=[f"L{l}" for l in range(n_layers)], showgrid=False,
                    zeroline=False, range=[-1.6, n_layers + 0.6]),
-        plot_bgcolor="white", margin=dict(l=60, r=20, t=50, b=40),
+        plot_bgcolor="white", margin=dict(l=60, r=20, t=80, b=40),
+        # the legend above the plot, left: never over the colour bar on the right
+        legend=dict(orientation="h", x=0, y=1.0, yanchor="bottom"),
         height=max(350, 80 * (n_layers + 2)),
     )
     return fig

@@ -53,11 +53,19 @@ def _version() -> str:
 
 
 def _add_verbosity(p: argparse.ArgumentParser, *, top: bool) -> None:
-    # on the subcommands the default is SUPPRESS, so `-v` before the subcommand is not reset by the subparser
+    """-v/--verbose, -q/--quiet and --threads, accepted before and after the subcommand. On the subcommands the
+    default is SUPPRESS, so a value given before the subcommand is not reset by the subparser."""
+    from interp.cli.types import positive_int
+
     d = False if top else argparse.SUPPRESS
     g = p.add_mutually_exclusive_group()
-    g.add_argument("-v", "--verbose", action="store_true", default=d, help="log progress details")
-    g.add_argument("-q", "--quiet", action="store_true", default=d, help="only warnings and errors")
+    g.add_argument("-v", "--verbose", action="store_true", default=d,
+                   help="log details (INFO messages) besides the stage lines")
+    g.add_argument("-q", "--quiet", action="store_true", default=d,
+                   help="no progress lines on stderr; only warnings, errors and results")
+    p.add_argument("--threads", type=positive_int, default=None if top else argparse.SUPPRESS, metavar="N",
+                   help="torch CPU threads (default: OMP_NUM_THREADS when set, else the cores no other process is "
+                        "running on now, at least 1)")
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -119,10 +127,14 @@ def main(argv: Sequence[str] | None = None) -> int:
         level = logging.INFO if args.verbose else logging.ERROR if args.quiet else logging.WARNING
         logging.basicConfig(level=level, format="%(message)s")
         logging.getLogger().setLevel(level)
+        from interp.cli import common
         from interp.errors import InterpError
 
+        common.QUIET = bool(args.quiet)  # -q: no progress lines on stderr
         try:
             check_output_args(args)
+            if args.command != "models":
+                common.choose_threads(getattr(args, "threads", None))
             return int(args.func(args) or 0)
         except InterpError as e:
             sys.stderr.write(f"interp {command}: error: {e}\n")

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import argparse
-import sys
 from typing import Any
 
 from interp.cli.types import positive_int
@@ -90,5 +89,43 @@ def task_from_args(args: Any) -> Any:
     return parse_task(args.task, number_mode=args.number_mode, prefix=args.prefix.replace("\\n", "\n"))
 
 
+# set by `interp.cli.main` from -q/--quiet
+QUIET = False
+
+
 def progress_enabled() -> bool:
-    return sys.stderr.isatty()
+    """Whether to print progress: stage lines always (terminal or log file), unless -q/--quiet was given."""
+    return not QUIET
+
+
+# ---------------------------------------------------------------------------------------------------- threads
+
+
+def choose_threads(requested: int | None = None) -> int:
+    """Set and return torch's intra-op thread count for this process.
+
+    ``requested`` (``--threads N``) wins. Otherwise ``OMP_NUM_THREADS``, when set, is left as it is. Otherwise the
+    cores that no other process is running on right now (``/proc/loadavg``), at least 1. Together with
+    ``OMP_WAIT_POLICY=PASSIVE`` (set by ``import interp``) this keeps a shared machine from collapsing: with spinning
+    OpenMP waits and more threads than free cores, a toy-arith forward pass ran 8x slower with 2 threads than with 1
+    on a 2-core machine with 3 other busy processes (`interp circuit` 5x slower in an earlier measurement).
+    """
+    import os
+
+    import torch
+
+    if requested is not None:
+        n = int(requested)
+    elif os.environ.get("OMP_NUM_THREADS"):
+        return torch.get_num_threads()
+    else:
+        cores = os.cpu_count() or 1
+        others = 0
+        try:
+            with open("/proc/loadavg") as f:
+                others = int(f.read().split()[3].split("/")[0]) - 1  # processes running now, minus this one
+        except (OSError, ValueError, IndexError):
+            pass
+        n = max(1, cores - max(0, others))
+    torch.set_num_threads(max(1, n))
+    return torch.get_num_threads()

@@ -117,9 +117,9 @@ def cot_saliency(model: Any, *, variants: Sequence[str] = ("no_cot", "full_cot")
     rows = []
     it = [(v, p) for v in vs.values() for p in probs]
     if progress:
-        from tqdm.auto import tqdm
+        from interp.progress import iterate
 
-        it = tqdm(it, desc="cot saliency", unit="problem")
+        it = iterate(it, desc="cot saliency (problems)")
     for v, p in it:
         prefix_text = build_prefix(v)
         enc = encode_prompt(model, [prefix_text, build_query(v, p.question)], segment_names=["exemplars", "query"])

@@ -193,9 +193,9 @@ def icl_experiment(model: Any, *, data: str | os.PathLike[str] | None = None, sh
     combos = [(v, k) for k in shots for v in (variants if k else variants[:1])]
     it = combos
     if progress:
-        from tqdm.auto import tqdm
+        from interp.progress import iterate
 
-        it = tqdm(combos, desc="icl", unit="setting")
+        it = iterate(combos, desc="icl (settings)")
     for v, k in it:
         texts = ["".join(build_prompt(demos_for[q.text][:k], q.text, words, variant=v, seed=seed)) for q in queries]
         ids = encode(tok, texts, prepend_bos=bos)[0]

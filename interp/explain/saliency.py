@@ -370,9 +370,9 @@ def saliency(
     items = []
     it = encoded
     if progress:
-        from tqdm.auto import tqdm
+        from interp.progress import iterate
 
-        it = tqdm(encoded, desc="saliency", unit="prompt")
+        it = iterate(encoded, desc="saliency (prompts)")
     for enc, (r, r2) in zip(it, resolved):
         ids = torch.tensor([enc.ids])
         x = _embeddings(model, ids)  # [1 pos d]

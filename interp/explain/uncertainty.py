@@ -353,9 +353,9 @@ def uncertainty(model: Any, questions: Sequence[Question], *, prefix: Sequence[i
     items = []
     it = list(zip(range(len(questions)), questions))
     if progress:
-        from tqdm.auto import tqdm
+        from interp.progress import iterate
 
-        it = tqdm(it, desc="uncertainty", unit="question")
+        it = iterate(it, desc="uncertainty (questions)")
     for i, q in it:
         n_new = max_new_tokens if q.max_new_tokens is None else min(q.max_new_tokens, max_new_tokens)
         gen = greedy_generate(model, [list(q.ids)], prefix=prefix, max_new_tokens=n_new, stop=q.stop)[0]

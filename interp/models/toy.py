@@ -265,7 +265,7 @@ def train_toy(
     With ``checkpoint_dir`` and ``checkpoint_every``, intermediate models are saved as loadable model directories
     ``step_{N}`` (for training-dynamics studies).
     """
-    from tqdm.auto import tqdm
+    from interp.progress import bar as progress_bar
 
     t0 = time.time()
     model = _native_model(cfg)
@@ -285,8 +285,9 @@ def train_toy(
     sched = torch.optim.lr_scheduler.OneCycleLR(opt, max_lr=cfg.lr, total_steps=cfg.steps, pct_start=0.1)
     losses: list[tuple[int, float]] = []
     checkpoints: list[str] = []
-    bar = tqdm(range(cfg.steps), desc="train toy-arith", disable=not progress)
-    for step in bar:
+    bar = progress_bar(cfg.steps, desc="train toy-arith", enabled=progress)
+    for step in range(cfg.steps):
+        bar.update(1)
         idx = torch.multinomial(weights, cfg.batch_size, replacement=True, generator=g)
         logits = model(all_toks[idx])[:, -1, :]
         loss = torch.nn.functional.cross_entropy(logits, all_ans[idx])
@@ -297,7 +298,7 @@ def train_toy(
         sched.step()
         if step % 100 == 0 or step == cfg.steps - 1:
             losses.append((step, float(loss.detach())))
-            bar.set_postfix(loss=f"{losses[-1][1]:.3f}")
+            bar.set_postfix_str(f"loss={losses[-1][1]:.3f}")
         if checkpoint_dir is not None and checkpoint_every and (step + 1) % checkpoint_every == 0:
             model.eval()
             path = Path(checkpoint_dir) / f"step_{step + 1}"
@@ -306,6 +307,7 @@ def train_toy(
             if on_eval is not None:
                 on_eval(step + 1, {op: _accuracy(model, *held_sets[op]) for op in OPERATORS})
             model.train()
+    bar.close()
     model.eval()
     held = {op: _accuracy(model, *held_sets[op]) for op in OPERATORS}
     train = {op: _accuracy(model, *train_sets[op]) for op in OPERATORS}

@@ -99,9 +99,8 @@ def training_dynamics(
     ``faithfulness_layers`` are the layers whose MLPs are reduced to heuristic neurons (default: every layer; the
     paper keeps Pythia's layers < 14 whole).
     """
-    from tqdm.auto import tqdm
-
     from interp.neurons._common import check_arith_task
+    from interp.progress import iterate
 
     t0 = time.time()
     from interp.checks import check_int
@@ -140,7 +139,7 @@ def training_dynamics(
     last = n_steps - 1
     # the final checkpoint first: every other step's Fig. 10b compares against its classification, so each
     # checkpoint is loaded once
-    for i in tqdm([last, *range(last)], desc="checkpoints", disable=not progress):
+    for i in iterate([last, *range(last)], desc="checkpoints", enabled=progress):
         step, path = found[i]
         model = loader(path)
         k = check_top(int(model.cfg.d_mlp), k=top_k, frac=None)

@@ -132,10 +132,10 @@ def analyze_neurons(
     default ``"top"``, the paper's). Neurons whose importance is exactly 0 are never top neurons
     (`NeuronImportance.top`) and neurons that never activate on an operator's grid are not classified
     (`OperatorClassification.inactive`): both are counted in ``settings["excluded"]`` and left out of the classified
-    fraction. ``progress`` shows a bar over these five stages."""
-    from tqdm.auto import tqdm
-
+    fraction. ``progress`` prints one line per stage (importance, classification, class knockout, prompt knockout,
+    failure analysis) with its time to stderr (`interp.progress.Stages`)."""
     from interp.checks import check_float, check_int
+    from interp.progress import Stages
 
     t0 = time.time()
     check_arith_task(task, "the neuron pipeline")
@@ -157,33 +157,28 @@ def analyze_neurons(
     k = default_top_k(d_mlp) if top_k is None and top_frac is None else check_top(d_mlp, k=top_k, frac=top_frac)
     for op in task.operators:  # fail fast (multi-token numbers) before the importance pass
         OperandGrid.from_task(model, task, op)
-    bar = tqdm(total=5, desc="neurons", disable=not progress)
-
-    def stage(name: str) -> None:
-        bar.update()
-        bar.set_postfix_str(name)
-
-    bar.set_postfix_str(f"importance ({method})")
-    importance = importance_by_operator(model, task, n_per_op=n_per_op, seed=seed, method=method, layers=layers,
-                                        model_name=model_name)
+    stages = Stages(5, enabled=progress, prefix="  neurons ")
+    n_ops = len(task.operators)
+    with stages.stage(f"importance ({method}, {n_ops} ops)"):
+        importance = importance_by_operator(model, task, n_per_op=n_per_op, seed=seed, method=method, layers=layers,
+                                            model_name=model_name)
     top = {op: imp.top(k=k) for op, imp in importance.items()}  # never a zero-importance neuron
-    stage("classification")
-    classification = classify_neurons(model, task, top, config=config, importance=importance, budget_mb=budget_mb,
-                                      model_name=model_name)
-    stage("class knockout")
-    ck = class_knockout(model, task, classification, min_neurons=min_neurons, seed=42)
-    stage("prompt knockout")
+    with stages.stage(f"Algorithm 1 on the top {k} neurons per layer ({n_ops} ops)"):
+        classification = classify_neurons(model, task, top, config=config, importance=importance,
+                                          budget_mb=budget_mb, model_name=model_name)
+    with stages.stage("class knockout"):
+        ck = class_knockout(model, task, classification, min_neurons=min_neurons, seed=42)
     # by default the curve stops at k/2 so that the random control can draw as many neurons from the top-k pool
     curve = sorted(set(DEFAULT_PER_LAYER if per_layer is None else per_layer))
     if per_layer is None:
         curve = [x for x in curve if x <= max(1, k // 2)]
-    pk = {op: prompt_knockout(model, task, classification, op=op, per_layer=curve, n_prompts=knockout_prompts,
-                              n_random=n_random, random_pool=random_pool, seed=seed) for op in task.operators}
-    stage("failure analysis")
-    fa = {op: failure_analysis(model, task, classification, op=op, n=knockout_prompts, seed=seed)
-          for op in task.operators}
-    bar.update()
-    bar.close()
+    with stages.stage(f"prompt knockout ({len(curve)} sizes x {n_random} random draws)"):
+        pk = {op: prompt_knockout(model, task, classification, op=op, per_layer=curve, n_prompts=knockout_prompts,
+                                  n_random=n_random, random_pool=random_pool, seed=seed)
+              for op in task.operators}
+    with stages.stage("failure analysis"):
+        fa = {op: failure_analysis(model, task, classification, op=op, n=knockout_prompts, seed=seed)
+              for op in task.operators}
     settings = {"top_k": k, "method": method, "n_per_op": n_per_op, "seed": seed, "min_neurons": min_neurons,
                 "knockout_prompts": knockout_prompts, "n_random": n_random, "random_pool": random_pool,
                 "excluded": {op: {"zero_importance": sum(len(v) for v in importance[op].zero_importance().values()),

@@ -242,7 +242,7 @@ def _too_small(budget: int, fixed: int, one: int, batch: int) -> ShapeError:
 
 def _run_full(sw: _Sweep, src_cache: Any) -> int:
     """One full forward per chunk of stacked variants; returns the number of passes."""
-    from tqdm.auto import tqdm
+    from interp.progress import bar as progress_bar
 
     seq_len = sw.base.shape[1]
     fixed = sum(int(t.numel()) * t.element_size() for t in src_cache.values())
@@ -253,7 +253,7 @@ def _run_full(sw: _Sweep, src_cache: Any) -> int:
     if sw.max_rows is not None:
         per_variant = min(per_variant, max(1, sw.max_rows // sw.batch))
     n_pass = 0
-    bar = tqdm(total=len(sw.variants), desc=f"patch {sw.site}", disable=not sw.progress, leave=False)
+    bar = progress_bar(len(sw.variants), desc=f"patch {sw.site}", enabled=sw.progress)
     for start in range(0, len(sw.variants), per_variant):
         chunk = sw.variants[start : start + per_variant]
         k = len(chunk)
@@ -271,7 +271,7 @@ def _run_full(sw: _Sweep, src_cache: Any) -> int:
 
 def _run_cone(sw: _Sweep, cone: ConeEngine, stats: EngineStats) -> int:
     """The cone-aware sweep (see `interp.patching.engine`) after `ConeEngine.setup`; returns the number of passes."""
-    from tqdm.auto import tqdm
+    from interp.progress import bar as progress_bar
 
     seq_len = sw.base.shape[1]
     answer = _answer_columns(sw)
@@ -304,7 +304,7 @@ def _run_cone(sw: _Sweep, cone: ConeEngine, stats: EngineStats) -> int:
                          avail_bytes=avail,
                          row_bytes=lambda p: cone.row_bytes(seq_len - p, seq_len, n_cols))
     peak = 0
-    bar = tqdm(total=len(sw.variants), desc=f"patch {sw.site} (cone)", disable=not sw.progress, leave=False)
+    bar = progress_bar(len(sw.variants), desc=f"patch {sw.site} (cone)", enabled=sw.progress)
     bar.update(len(dead))
     for plan in passes:
         for p, vids in plan.items():

@@ -101,7 +101,7 @@ def path_patch(
     and falls back to the hooked full passes below for architectures it does not handle; ``"cone"`` requires the
     engine, ``"full"`` always runs the hooked passes (one or two per sender). Both give the same numbers.
     """
-    from tqdm.auto import tqdm
+    from interp.progress import iterate
 
     t0 = time.time()
     _, pairs = prepare_sweep(model, pairs, "heads", metric, direction)
@@ -142,7 +142,7 @@ def path_patch(
             recv_by_layer.setdefault(lyr, []).append(h)
 
     senders = [(lyr, h) for lyr in sender_layers for h in range(n_heads)]
-    for si, (ls, hs) in enumerate(tqdm(senders, desc="path patching", disable=not progress)):
+    for si, (ls, hs) in enumerate(iterate(senders, desc="path patching", enabled=progress)):
         recorded: dict[int, Tensor] = {}
 
         def freeze_z(z: Tensor, hook: Any, layer: int, ls: int = ls, hs: int = hs,

@@ -63,6 +63,14 @@ class PatchResult:
         if self.effects.shape != shape:
             raise ValueError(f"effects shape {self.effects.shape} does not match axes {self.axes} of sizes {shape}")
 
+    def __repr__(self) -> str:
+        from interp._repr import short_repr
+
+        shape = " x ".join(f"{len(self.index[a])} {a}" for a in self.axes)
+        on = f" on {self.task}" if self.task else ""
+        return short_repr("PatchResult", f"{self.site} patching, metric {self.metric}, {self.direction}{on}, "
+                          f"{self.n_prompts} prompts", shape=shape, top=self.top(3))
+
     # ------------------------------------------------------------------------------------------ access
     def values(self, **where: int) -> np.ndarray:
         """Effects with some axes fixed by their index value, e.g. ``values(pos=4)`` -> [layer, head]."""
@@ -170,10 +178,12 @@ class PatchResult:
     def load(cls, path: str | os.PathLike[str]) -> PatchResult:
         return cls.from_dict(read_json(path))
 
-    def plot(self, *, title: str | None = None, transform: str = "none") -> Any:
-        """A plotly heatmap (diverging, centred at 0); one panel per position for head and neuron sweeps.
+    def plot(self, *, title: str | None = None, transform: str = "auto") -> Any:
+        """A plotly `Figure` (a diverging heatmap centred at 0; one panel per position for head and neuron sweeps).
 
-        ``transform="log1p"`` plots sign(x)·log(1+|x|), the paper's display of indirect effects.
+        ``transform="log1p"`` colours by sign(x)·log(1+|x|), the paper's display of indirect effects, with the
+        colour bar labelled in raw units; ``"auto"`` (default) does so when the effects span three decades or more;
+        ``"none"`` keeps a linear scale. Show it with ``fig.show()`` or save it with ``fig.write_html("f.html")``.
         """
         from interp.plotting import plot_patch_result
 

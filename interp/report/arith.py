@@ -5,7 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 from interp._html import esc, table
-from interp.report.base import ReportContext, Section
+from interp.report.base import ReportContext, Section, grid_pass
 
 __all__ = ["accuracy_section", "patching_section"]
 
@@ -13,6 +13,8 @@ __all__ = ["accuracy_section", "patching_section"]
 def accuracy_section(model: Any, ctx: ReportContext) -> Section:
     task = ctx.task()
     max_prompts = 300 if ctx.quick or int(model.cfg.n_layers) > 8 else None
+    if max_prompts is None and "circuit" in ctx.plan:
+        grid_pass(model, ctx)  # correctness and the circuit section's mean activations from one pass
     acc = task.accuracy(model, max_prompts=max_prompts)
     ctx.results["accuracy"] = acc
     rows = [[op, acc.n_total[op], acc.n_correct[op], f"{100 * acc.accuracy[op]:.1f}%"] for op in task.operators]
@@ -22,7 +24,8 @@ def accuracy_section(model: Any, ctx: ReportContext) -> Section:
         f"<code>{esc(task.template)}</code>"
         + (f" after the few-shot prefix <code>{esc(task.prefix)}</code>" if task.prefix else "")
         + f", over {scope} per operator. Patching below uses correct prompts only.",
-        table(rows, ["operator", "prompts", "correct", "accuracy"]),
+        table(rows, ["operator", "prompts", "correct", "accuracy"],
+              caption=f"Greedy accuracy per operator over {scope}: the answer token is the model's top logit."),
     ]
     return Section("Accuracy", p, data={"accuracy": acc.to_dict()})
 
@@ -59,15 +62,18 @@ def patching_section(model: Any, ctx: ReportContext) -> Section:
         mlps = patch(model, sub, site="mlps", positions=problem, metric="ie", progress=ctx.progress,
                      model_name=ctx.model_name)
         per_op[op] = {"heads": heads, "mlps": mlps}
-        sec.figures.append(mlps.plot(title=f"MLPs (hook_post), operator {op}: log1p(IE) by layer and position",
-                                     transform="log1p"))
-        sec.figures.append(heads.plot(title=f"Attention heads (hook_z), operator {op}: log1p(IE) per position",
-                                      transform="log1p"))
+        sec.figures.append(mlps.plot(title=f"MLPs (hook_post), operator {op}: mean IE by layer and position "
+                                           "(log colour scale)", transform="log1p"))
+        sec.figures.append(heads.plot(title=f"Attention heads (hook_z), operator {op}: mean IE per position "
+                                            "(log colour scale)", transform="log1p"))
         top_h = ", ".join(f"{lab} ({v:.3g})" for lab, v in heads.top(3))
         top_m = ", ".join(f"{lab} ({v:.3g})" for lab, v in mlps.top(3))
         summary_rows.append([op, sub.n, top_m, top_h])
     ctx.results["patching"] = per_op
-    sec.paragraphs.append(table(summary_rows, ["operator", "prompts", "top MLP sites", "top head sites"]))
+    sec.paragraphs.append(table(
+        summary_rows, ["operator", "prompts", "top MLP sites", "top head sites"],
+        caption="The three largest mean indirect effects (raw Eq. 1 values, not log-scaled) among MLP sites "
+                "(layer, position) and head sites (layer, position, head), per operator."))
     sec.paragraphs.append(_summary_text(per_op))
     return sec
 

@@ -11,8 +11,8 @@ from typing import Any
 
 from interp._html import esc
 
-__all__ = ["Section", "ReportContext", "render_html", "default_task", "single_token_numbers", "FEW_SHOT_SPEC",
-           "FEW_SHOT_PREFIX"]
+__all__ = ["Section", "ReportContext", "render_html", "default_task", "single_token_numbers", "grid_pass",
+           "FEW_SHOT_SPEC", "FEW_SHOT_PREFIX"]
 
 
 @dataclass
@@ -37,12 +37,21 @@ class ReportContext:
     quick: bool = False
     task_overrides: dict[str, Any] = field(default_factory=dict)
     results: dict[str, Any] = field(default_factory=dict)
+    # names of the sections this report runs (``circuit`` for `circuit_section`), so a section can compute
+    # something a later one needs in the same pass (`grid_pass`)
+    plan: tuple[str, ...] = ()
+    _task: Any = field(default=None, repr=False, compare=False)
 
     def task(self) -> Any:
-        """The arithmetic task every section uses (spec plus overrides such as a few-shot prefix)."""
-        from interp.tasks import parse_task
+        """The arithmetic task every section uses (spec plus overrides such as a few-shot prefix).
 
-        return parse_task(self.task_spec, **self.task_overrides)
+        One instance for the whole report, so its caches (tokenized grid, correctness of every prompt, correct
+        prompts) are computed once and shared by all sections."""
+        if self._task is None:
+            from interp.tasks import parse_task
+
+            self._task = parse_task(self.task_spec, **self.task_overrides)
+        return self._task
 
 
 # A model whose numbers are not single tokens gets a task it can do: small operands and a few-shot prefix.
@@ -65,6 +74,46 @@ def default_task(model: Any) -> tuple[str, dict[str, Any]]:
     return FEW_SHOT_SPEC, {"prefix": FEW_SHOT_PREFIX}
 
 
+def grid_pass(model: Any, ctx: ReportContext) -> bool:
+    """One forward pass over every string ``x op y=`` of all four operators (the mean-ablation grid of the circuit
+    section) that yields both the mean activations (``ctx.results["mean_cache"]``) and the greedy correctness of
+    every legal prompt (recorded on the shared task, so `accuracy` and `correct_prompts` run no model): the legal
+    prompts are a subset of those strings and, with single-token answers, correctness is the last position's argmax.
+
+    Returns False (and does nothing) where that does not hold: a task that is not arithmetic or has its own
+    mean-ablation set, multi-token answers, or prompts that are not among the strings.
+    """
+    if "mean_cache" in ctx.results:
+        return True
+    import torch
+
+    from interp.circuits.ablation import mean_cache, mean_cache_tokens
+
+    task = ctx.task()
+    if getattr(task, "mean_ablation_tokens", None) is not None or not hasattr(task, "record_correctness"):
+        return False
+    tokens = mean_cache_tokens(task, model)
+    prompts = {op: task.prompts(model, op) for op in task.operators}
+    row = {tuple(t): i for i, t in enumerate(tokens.tolist())}
+    where = {}
+    for op, ps in prompts.items():
+        idx = [row.get(p.tokens) for p in ps]
+        if any(i is None for i in idx) or any(len(p.answer_tokens) != 1 for p in ps):
+            return False
+        where[op] = idx
+    pred = torch.empty(tokens.shape[0], dtype=torch.long)
+
+    def keep(start: int, last: Any) -> None:
+        pred[start : start + last.shape[0]] = last.argmax(-1)
+
+    with torch.inference_mode():
+        ctx.results["mean_cache"] = mean_cache(model, task, tokens=tokens, on_logits=keep)
+    for op, ps in prompts.items():
+        got = pred[torch.tensor(where[op])].tolist()
+        task.record_correctness(model, op, [g == p.answer_tokens[0] for g, p in zip(got, ps)])
+    return True
+
+
 # ---------------------------------------------------------------------------------------------------- rendering
 
 _CSS = """
@@ -72,20 +121,38 @@ body{font-family:system-ui,-apple-system,Segoe UI,Roboto,sans-serif;max-width:12
 color:#222} h1{font-size:1.6em} h2{border-bottom:1px solid #ddd;padding-bottom:.2em;margin-top:2em}
 table{border-collapse:collapse;margin:.8em 0} td,th{border:1px solid #ccc;padding:.25em .6em;text-align:left}
 th{background:#f4f4f4} code{background:#f4f4f4;padding:0 .2em} .meta{color:#666;font-size:.9em}
+caption{caption-side:top;text-align:left;color:#444;font-size:.92em;padding:.2em 0 .4em;width:max-content;
+max-width:min(60em,90vw)}
+.summary{background:#f7f9fc;border:1px solid #dde4ee;padding:.8em 1.2em .8em 2.2em;border-radius:4px}
+nav.toc{margin:1em 0} nav.toc ol{margin:.3em 0} .figure{margin:1em 0 1.6em}
 """
 
 
-def render_html(title: str, sections: list[Section], meta: str = "") -> str:
-    """Render sections as one self-contained HTML page (plotly.js embedded once)."""
+def _anchor(i: int, title: str) -> str:
+    import re
+
+    return f"s{i}-" + (re.sub(r"[^a-z0-9]+", "-", title.lower()).strip("-")[:40] or "section")
+
+
+def render_html(title: str, sections: list[Section], meta: str = "", *, summary: str = "") -> str:
+    """Render sections as one self-contained HTML page (plotly.js embedded once): the title, ``summary`` (HTML),
+    a table of contents, then each section with its paragraphs and figures."""
+    anchors = [_anchor(i, sec.title) for i, sec in enumerate(sections, 1)]
     parts = [f"<!DOCTYPE html><html><head><meta charset='utf-8'><title>{esc(title)}</title>",
              f"<style>{_CSS}</style></head><body><h1>{esc(title)}</h1><p class='meta'>{meta}</p>"]
+    if summary:
+        parts.append(f"<h2 id='summary'>Summary</h2>{summary}")
+    if len(sections) > 1:
+        items = "".join(f"<li><a href='#{a}'>{esc(sec.title)}</a></li>" for a, sec in zip(anchors, sections))
+        parts.append(f"<nav class='toc'><b>Contents</b><ol>{items}</ol></nav>")
     first = True
-    for sec in sections:
-        parts.append(f"<h2>{esc(sec.title)}</h2>")
+    for a, sec in zip(anchors, sections):
+        parts.append(f"<h2 id='{a}'>{esc(sec.title)}</h2>")
         parts.extend(p if p.lstrip().startswith("<") else f"<p>{p}</p>" for p in sec.paragraphs)
         for fig in sec.figures:
-            parts.append(fig.to_html(full_html=False, include_plotlyjs=True if first else False,
-                                     config={"displaylogo": False}))
+            parts.append("<div class='figure'>" + fig.to_html(
+                full_html=False, include_plotlyjs=True if first else False, config={"displaylogo": False,
+                                                                                   "responsive": True}) + "</div>")
             first = False
     parts.append("</body></html>")
     return "\n".join(parts)

@@ -36,8 +36,10 @@ def circuit_section(model: Any, ctx: ReportContext) -> Section:
         "circuit is the smallest prefix reaching F ≥ 0.9. Because F depends on what replaces the removed "
         "components, the chosen circuit is also scored under zero and resample ablation."
     )
-    with torch.inference_mode():
-        mean = mean_cache(model, task)
+    mean = ctx.results.get("mean_cache")  # from the accuracy section's pass over the same grid (`grid_pass`)
+    if mean is None:
+        with torch.inference_mode():
+            mean = mean_cache(model, task)
     circuits, rows = {}, []
     for op in task.operators:
         eff = component_effects(model, task, operator=op, seeds=seeds, n_per_op=n, progress=ctx.progress,
@@ -45,14 +47,18 @@ def circuit_section(model: Any, ctx: ReportContext) -> Section:
         c = find_circuit(model, task, operator=op, effects=eff, mean=mean, n_per_op=n, n_eval=n, seeds=seeds,
                          model_name=ctx.model_name)
         circuits[op] = c
-        sec.figures.append(eff.plot(title=f"Operator {op}: position-averaged effect of each head and MLP (IE)"))
+        sec.figures.append(eff.plot(title=f"Operator {op}: position-averaged IE of each head and MLP"))
         sec.figures.append(c.diagram())
         rows.append([op, len(c.heads), ", ".join(f"L{l}H{h}" for l, h in c.heads) or "-",
                      f"{c.faithfulness:.3f}", *[f"{c.sensitivity.get(a, float('nan')):.3f}" for a in ABLATIONS]])
     ctx.results["circuits"] = circuits
     sec.figures.insert(0, plot_curves(circuits, title="Faithfulness against the number of heads (all MLPs kept)"))
     sec.paragraphs.append(table(rows, ["operator", "heads", "circuit heads", "F (mean abl.)",
-                                        *[f"F under {a}" for a in ABLATIONS]]))
+                                        *[f"F under {a}" for a in ABLATIONS]],
+                                caption="One circuit per operator (all MLPs kept): its heads, and its faithfulness F "
+                                        f"(Eq. 2; 1 = the full model, 0 = everything ablated) on {n} held-out "
+                                        "prompts per operator under the ablation it was chosen with (mean) and "
+                                        "under each ablation."))
     spread = {op: max(c.sensitivity.values()) - min(c.sensitivity.values()) for op, c in circuits.items()}
     worst = max(spread, key=spread.get) if spread else None
     if worst is not None:

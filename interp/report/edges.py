@@ -42,7 +42,10 @@ def edges_section(model: Any, ctx: Any) -> Any:
     curves = {m: ev.curve(s) for m, s in scores.items()}
     curves["random"] = random_curve(ev, draws=3 if ctx.quick else 5)
     sec.paragraphs.append(table([[m, f"{c['cpr']:.3f}", f"{c['cmd']:.3f}"] for m, c in curves.items()],
-                                ["scores", "CPR", "CMD"]))
+                                ["scores", "CPR", "CMD"],
+                                caption="Edge scores compared on held-out pairs: CPR (area under the faithfulness "
+                                        "curve, higher is better) and CMD (area under |1 − f|, lower is better); "
+                                        "random = edges in random order."))
     sec.figures.append(plot_mib_curve(curves, title="Faithfulness by edge budget (held-out pairs)"))
     circ = scores["eap-ig-inputs"].circuit(max(1, int(0.05 * g.n_edges)))
     if circ.edges:

@@ -41,7 +41,9 @@ def explain_section(model: Any, ctx: Any) -> Any:
                     for p, it in zip(ps, sal.items)]
             sec.paragraphs.append("<p>Integrated gradients (mean-embedding baseline, 32 Gauss–Legendre steps) of "
                                   "the answer logit per position (BOS, a, op, b, =); completeness error "
-                                  f"≤ {sal.max_completeness_error:.3g}.</p>" + table(rows, ["prompt", "IG per token"]))
+                                  f"≤ {sal.max_completeness_error:.3g}.</p>" + table(
+                rows, ["prompt", "IG per token"],
+                caption="Integrated gradients of the answer logit for each token of the prompt (BOS, a, op, b, =)."))
             from interp.explain.uncertainty import toy_held_out_pairs
 
             try:  # the built-in toy model's held-out multiplication pairs (it gets ~63% right)
@@ -62,7 +64,8 @@ def explain_section(model: Any, ctx: Any) -> Any:
                 f"(mean-embedding baseline; completeness error {sal[0].completeness_error:.3g} of a score change of "
                 f"{abs(sal[0].score_x - sal[0].score_baseline):.3g} - IG does not converge well on this model, see "
                 "docs/explain.md).</p>"
-                + table([[w, f"{v:+.3f}", f"{g:+.3f}"] for w, v, g in top], ["word", "grad × input", "IG"]))
+                + table([[w, f"{v:+.3f}", f"{g:+.3f}"] for w, v, g in top], ["word", "grad × input", "IG"],
+                        caption="Words with the largest attributions to the answer: gradient × input and IG."))
             from interp.explain import load_statements, probe_layers
             from interp.explain.data import split
 
@@ -88,7 +91,9 @@ def explain_section(model: Any, ctx: Any) -> Any:
             f"<p><b>Uncertainty.</b> {s['n']} questions, accuracy {s['accuracy']:.2f}. How well each confidence "
             "predicts a correct answer (AUROC; NaN when every answer is right or every one wrong) and how well it "
             "is calibrated (ECE, 10 bins):</p>"
-            + table(_uncertainty_rows(unc), ["confidence", "AUROC", "ECE", "mean"]))
+            + table(_uncertainty_rows(unc), ["confidence", "AUROC", "ECE", "mean"],
+                    caption="Each confidence measure: AUROC for predicting a correct answer, calibration error "
+                            "(ECE, 10 bins) and its mean."))
         sec.figures.append(unc.plot())
     except InterpError as e:
         sec.paragraphs.append(f"<p>Skipped: {html.escape(str(e))}</p>")

@@ -27,7 +27,7 @@ def neuron_section(model: Any, ctx: ReportContext) -> Section:
         res = analyze_neurons(
             model, task, n_per_op=ctx.n_per_op, seed=ctx.seed, knockout_prompts=20 if quick else 50,
             n_random=1 if quick else 3, per_layer=[0, 2, 5, 10, 15, 25] if quick else None,
-            model_name=ctx.model_name,
+            model_name=ctx.model_name, progress=ctx.progress,
         )
     except InterpError as e:
         sec.paragraphs.append(f"<p>Skipped: {html.escape(str(e))}</p>")
@@ -49,7 +49,10 @@ def neuron_section(model: Any, ctx: ReportContext) -> Section:
         classes = list(oc.by_heuristic().items())[:3]
         rows.append([op, len(oc.neurons), f"{100 * oc.classified_fraction:.0f}%",
                      ", ".join(f"{n} ({len(v)})" for n, v in classes)])
-    sec.paragraphs.append(table(rows, ["operator", "neurons", "classified", "largest classes"]))
+    sec.paragraphs.append(table(rows, ["operator", "neurons", "classified", "largest classes"],
+                                caption=f"Top {k} neurons per layer of each operator: how many Algorithm 1 "
+                                        "classifies (share implementing at least one heuristic) and the three "
+                                        "largest heuristic classes (neurons in each)."))
     pk = d["prompt_knockout"]
     if pk["per_layer"]:
         i = len(pk["per_layer"]) - 1
@@ -63,6 +66,10 @@ def neuron_section(model: Any, ctx: ReportContext) -> Section:
         sec.paragraphs.append(table(
             [[op, f"{r:.2f}", f"{u:.2f}"] for op, (r, u) in means.items()],
             ["operator", "related prompts", "unrelated prompts"],
+            caption="Class knockout (a different experiment from the per-prompt knockout above): zero all neurons "
+                    "of one heuristic class at once and measure accuracy on the prompts the class is related to "
+                    "(e.g. results in its range) and on the other prompts; mean over the classes with at least "
+                    f"{res.settings['min_neurons']} neurons. A class that matters lowers the first column more.",
         ))
     sec.figures.append(PromptKnockout.figure(res.prompt_knockout))
     if res.class_knockout.rows:

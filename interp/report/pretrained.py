@@ -48,7 +48,9 @@ def concepts_section(model: Any, ctx: ReportContext) -> Section:
         f"lexicon (Rai &amp; Yao 2024; no LLM judge here). {res.n_scanned:,} neurons of layers {res.layers[0]}-"
         f"{res.layers[-1]} were scanned in {res.seconds:.0f} s (layers {list(res.skip_layers)} skipped, the paper's "
         "share of early layers).",
-        table(rows, ["concept", "neurons", "layers", "examples (top projected tokens)"]),
+        table(rows, ["concept", "neurons", "layers", "examples (top projected tokens)"],
+              caption="Concept neurons found per concept: how many, in which layers, and example neurons with "
+                      "their top projected tokens."),
         "A lexicon match is weak evidence: single-character tokens such as <code>-</code>, <code>x</code> or "
         "<code>/</code> are common in code and text, so counts for subtract/multiply/division include neurons about "
         "hyphens, variables or paths. The paper confirmed candidates with GPT-4; the API takes any judge "
@@ -87,7 +89,9 @@ def ioi_section(model: Any, ctx: ReportContext) -> Section:
         "Heads that carry it: exact activation patching of each head's output (<code>hook_z</code>) from the corrupt "
         f"into the clean run, at the {'final position' if ctx.quick else 'S2 and final positions'}; the effect is "
         "the change of the logit difference (negative: the head's clean output supports IO).",
-        table([[lab, f"{v:+.3f}"] for lab, v in top], ["head @ position", "Δ logit diff"]),
+        table([[lab, f"{v:+.3f}"] for lab, v in top], ["head @ position", "Δ logit diff"],
+              caption="Heads with the largest effect: change of the IO − S logit difference when the head's output "
+                      "at that position is patched from the corrupt run."),
     ]
     figs = [res.plot(title="Δ IO−S logit difference when one head is patched (noising)")]
     try:
@@ -97,7 +101,8 @@ def ioi_section(model: Any, ctx: ReportContext) -> Section:
         p.append("Attention-head classes on repeated random token sequences (targeted score: attention on the "
                  "target keys, averaged over the query positions that have one; a head is listed at ≥ 0.4 "
                  "previous-token, ≥ 0.3 duplicate-token or induction):")
-        p.append(table(rows, ["kind", "heads over threshold", "top heads (score)"]))
+        p.append(table(rows, ["kind", "heads over threshold", "top heads (score)"],
+                       caption="Attention-head classes: heads over each kind's threshold and the four best scores."))
         ag = agreement(model, AGREEMENT_TEXTS, k=5)
         p.append("Check against <code>transformer_lens.head_detector.detect_head</code> on the same model and texts: "
                  + "; ".join(f"{k}: max |Δ| of the reproduced score {ag.max_abs_diff[k]:.1e}, Spearman ρ "

@@ -25,6 +25,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field, replace
 from typing import Any
 
+import numpy as np
 import torch
 
 from interp.errors import TaskError, unknown
@@ -237,7 +238,8 @@ class ArithTask:
             spans.append(sp)
         answers = [self.answer_template.format(r=apply_op(a, op, b)) for a, b in pairs]
         ids, offs = encode(tok, texts, prepend_bos=self.prepend_bos)
-        full_ids, _ = encode(tok, [t + s for t, s in zip(texts, answers)], prepend_bos=self.prepend_bos)
+        full_ids, _ = encode(tok, [t + s for t, s in zip(texts, answers)], prepend_bos=self.prepend_bos,
+                             offsets=False)
         out = []
         for (a, b), text, sp, pid, off, fid in zip(pairs, texts, spans, ids, offs, full_ids):
             if fid[: len(pid)] != pid or len(fid) == len(pid):
@@ -309,6 +311,15 @@ class ArithTask:
         return torch.tensor(kept, dtype=torch.long)
 
     # -------------------------------------------------------------------------------------------- correctness
+    def record_correctness(self, model: Any, op: str, flags: Sequence[bool]) -> None:
+        """Store the greedy correctness of every prompt of ``op``'s grid (in `prompts` order), computed elsewhere
+        from the same model (e.g. read off a forward pass over a superset of the grid); `accuracy` (whole grid) and
+        `correct_prompts` then reuse it instead of running the model again."""
+        grid = self.prompts(model, op)
+        if len(flags) != len(grid):
+            raise TaskError(f"{len(flags)} correctness flags for the {len(grid)} prompts of {op!r}")
+        self._put(("flags", id(model), op), model, [bool(f) for f in flags])
+
     @torch.inference_mode()
     def _is_correct(self, model: Any, prompts: Sequence[ArithPrompt], batch_size: int = 512) -> list[bool]:
         """Greedy correctness; multi-token answers by teacher forcing (every answer token is the argmax)."""
@@ -341,11 +352,17 @@ class ArithTask:
         if cached is not None and (cached[1] or (limit is not None and len(cached[0]) >= limit)):
             return cached[0][:limit] if limit is not None else cached[0]
         grid = list(self.prompts(model, op))
-        random.Random(seed).shuffle(grid)
+        flags = self._get(("flags", id(model), op), model)  # correctness of the whole grid, from `accuracy`
+        order = list(range(len(grid)))
+        random.Random(seed).shuffle(order)  # the same order as shuffling the grid itself
+        grid = [grid[i] for i in order]
         if max_scan is not None:
-            grid = grid[:max_scan]
+            grid, order = grid[:max_scan], order[:max_scan]
         correct: list[ArithPrompt] = []
         scanned = 0
+        if flags is not None:
+            correct = [p for p, i in zip(grid, order) if flags[i]]
+            scanned = len(grid)
         chunk = 2048 if limit is None else max(64, 2 * limit)
         while scanned < len(grid) and (limit is None or len(correct) < limit):
             part = grid[scanned : scanned + chunk]
@@ -368,7 +385,13 @@ class ArithTask:
             grid = list(self.prompts(model, op))
             if max_prompts is not None and len(grid) > max_prompts:
                 grid = random.Random(seed).sample(grid, max_prompts)
-            n_correct[op] = sum(self._is_correct(model, grid))
+                flags = self._is_correct(model, grid)
+            else:  # the whole grid: keep every prompt's correctness for `correct_prompts` (no second pass)
+                key = ("flags", id(model), op)
+                flags = self._get(key, model)
+                if flags is None:
+                    flags = self._put(key, model, self._is_correct(model, grid))
+            n_correct[op] = sum(flags)
             n_total[op] = len(grid)
         return AccuracyReport(n_correct, n_total)
 
@@ -413,6 +436,7 @@ class ArithTask:
         rng = random.Random(seed)
         clean: list[ArithPrompt] = []
         corrupt: list[ArithPrompt] = []
+        everything = [p for o in self.operators for p in pools[o]]
         for op in self.operators:
             pool = pools[op]
             chosen = pool[:n_per_op] if split == "discovery" else pool[n_per_op : 2 * n_per_op]
@@ -425,13 +449,16 @@ class ArithTask:
                 log.warning("only %d %s prompts for %r (asked for n_per_op=%d): the model answers only %d prompts of "
                             "the grid correctly%s", len(chosen), split, op, n_per_op, len(pool),
                             "" if split == "discovery" else " (the first n_per_op go to discovery)")
-            candidates = pool if corrupt_from == "same" else [p for o in self.operators for p in pools[o]]
+            candidates = pool if corrupt_from == "same" else everything
+            answers = np.array([q.answer_token for q in candidates])
             for p in chosen:
-                options = [q for q in candidates if q.answer_token != p.answer_token]
+                # the candidates with another answer, in order: rng.choice over their indices draws exactly what
+                # rng.choice over the filtered list would (same length, same position)
+                options = np.flatnonzero(answers != p.answer_token).tolist()
                 if not options:
                     raise TaskError(f"no corrupt prompt with a different answer token for {p} ({corrupt_from=})")
                 clean.append(p)
-                corrupt.append(rng.choice(options))
+                corrupt.append(candidates[rng.choice(options)])
         return PromptPairs(
             clean_tokens=torch.tensor([p.tokens for p in clean]),
             corrupt_tokens=torch.tensor([p.tokens for p in corrupt]),

@@ -225,7 +225,7 @@ def scan_values(
     ``k + margin`` (default margin ``max(16, k)``) in float32; ``auto`` picks ``bf16`` when it is faster on this
     device. The returned logits are float32 in every mode.
     """
-    from tqdm.auto import tqdm
+    from interp.progress import bar as progress_bar
 
     t0 = time.perf_counter()
     d_vocab = int(model.cfg.d_vocab)
@@ -248,7 +248,7 @@ def scan_values(
     top_ids, top_lg = np.zeros(shape, np.int64), np.zeros(shape, np.float32)
     bot_ids = np.zeros(shape, np.int64) if bottom else None
     bot_lg = np.zeros(shape, np.float32) if bottom else None
-    bar = tqdm(total=len(layer_list) * d_mlp, desc="scan value vectors", disable=not progress, leave=False)
+    bar = progress_bar(len(layer_list) * d_mlp, desc="scan value vectors", enabled=progress)
     for j, layer in enumerate(layer_list):
         w = _apply_norm(model, _w_out(model, layer), norm)
         for s in range(0, d_mlp, chunk_size):

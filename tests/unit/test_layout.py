@@ -42,6 +42,9 @@ LEVELS: dict[str, int] = {
     "interp.metrics": 0,
     "interp.plotting": 0,
     "interp.checks": 0,
+    "interp.progress": 0,
+    "interp._repr": 0,
+    "interp._env": 0,
     "interp.models": 1,
     # optional engines (nnsight): model detection/loading at the models level, each method at its method's level
     "interp.backends": 1,

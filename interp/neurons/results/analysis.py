@@ -19,7 +19,7 @@ from interp.neurons.results.knockout import ClassKnockout, ClassKnockoutRow, Fai
 __all__ = ["NeuronAnalysis"]
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, repr=False)
 class NeuronAnalysis(_Saved):
     """Everything ``interp neurons`` computes; ``to_dict`` is the documented ``neurons.json`` layout."""
 

@@ -43,6 +43,31 @@ class _Saved:
 
     kind: ClassVar[str] = ""
 
+    def _repr_top(self) -> list[tuple[str, Any]]:
+        """The (label, value) pairs `__repr__` shows as "top" (subclasses with a ranking override it)."""
+        return []
+
+    def __repr__(self) -> str:
+        """One line: the class, its scalar fields, the size of the others, and its top 3 (see `_repr_top`)."""
+        from interp._repr import fmt_value, short_repr
+
+        parts = []
+        for f in fields(self):  # type: ignore[arg-type]
+            v = getattr(self, f.name)
+            if isinstance(v, str):
+                if v:
+                    parts.append(f"{f.name} {v}" if len(v) < 40 else f"{f.name} {v[:37]}...")
+            elif isinstance(v, (bool, int, float, np.integer, np.floating)):
+                parts.append(f"{f.name} {fmt_value(v)}")
+            elif isinstance(v, np.ndarray):
+                parts.append(f"{f.name} array{tuple(v.shape)}")
+            elif isinstance(v, Mapping):
+                keys = list(v)
+                parts.append(f"{f.name} {{{', '.join(map(str, keys[:6]))}{', ...' if len(keys) > 6 else ''}}}")
+            elif isinstance(v, (list, tuple)):
+                parts.append(f"{f.name} [{len(v)}]")
+        return short_repr(type(self).__name__, ", ".join(parts), top=self._repr_top())
+
     def to_dict(self) -> dict[str, Any]:
         return {"type": self.kind, **_plain(self)}
 

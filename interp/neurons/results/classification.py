@@ -83,7 +83,7 @@ class OperatorClassification:
                    tuple((int(a), int(b)) for a, b in d.get("inactive", ())))
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, repr=False)
 class NeuronClassification(_Saved):
     """Heuristic classification (Algorithm 1) of the top neurons of every operator of a task."""
 
@@ -93,6 +93,13 @@ class NeuronClassification(_Saved):
     config: dict[str, Any]
     ops: dict[str, OperatorClassification]
     seconds: float = 0.0
+
+    def _repr_top(self) -> list[tuple[str, Any]]:
+        counts: dict[str, int] = {}
+        for oc in self.ops.values():
+            for name, members in oc.by_heuristic().items():
+                counts[name] = counts.get(name, 0) + len(members)
+        return sorted(counts.items(), key=lambda kv: -kv[1])
 
     @property
     def classified_fraction(self) -> float:
@@ -117,13 +124,24 @@ class NeuronClassification(_Saved):
 
     def plot(self, *, top: int = 15) -> Any:
         """Bars: the largest heuristic classes per operator (neuron counts), classified fraction in the legend."""
-        import plotly.graph_objects as go
 
-        fig = go.Figure()
-        for op, oc in self.ops.items():
+        from plotly.subplots import make_subplots
+
+        # one panel of horizontal bars per operator: long class names stay readable, no 30-label x axis
+        ops = list(self.ops.items())
+        cols = min(2, max(1, len(ops)))
+        rows = (len(ops) + cols - 1) // cols
+        fig = make_subplots(rows=rows, cols=cols, horizontal_spacing=0.32, vertical_spacing=0.12 if rows > 1 else 0,
+                            subplot_titles=[f"operator {op}: {100 * oc.classified_fraction:.0f}% of "
+                                            f"{len(oc.neurons)} neurons classified" for op, oc in ops])
+        for i, (op, oc) in enumerate(ops):
             classes = list(oc.by_heuristic().items())[:top]
-            fig.add_bar(x=[name for name, _ in classes], y=[len(v) for _, v in classes],
-                        name=f"{op} ({100 * oc.classified_fraction:.0f}% classified)")
+            r, c = i // cols + 1, i % cols + 1
+            fig.add_bar(y=[name for name, _ in classes], x=[len(v) for _, v in classes], orientation="h",
+                        name=op, showlegend=False, row=r, col=c,
+                        hovertemplate="%{y}: %{x} neurons<extra></extra>")
+            fig.update_yaxes(autorange="reversed", automargin=True, tickfont=dict(size=10), row=r, col=c)
+            fig.update_xaxes(title_text="neurons", row=r, col=c)
         fig.update_layout(title=f"Largest heuristic classes of the top neurons ({self.model}, {self.task})",
-                          xaxis_title="heuristic", yaxis_title="neurons", barmode="group")
+                          height=max(360, rows * (60 + 19 * top) + 100), margin=dict(t=90, b=50, l=40, r=20))
         return fig

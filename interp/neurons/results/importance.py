@@ -14,7 +14,7 @@ from interp.neurons.results.base import _arr, _Saved
 __all__ = ["NeuronImportance", "ImportanceCheck", "FaithfulnessCurve"]
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, repr=False)
 class NeuronImportance(_Saved):
     """Per-neuron importance at the last position: mean and std over prompts of the per-prompt effect.
 
@@ -38,6 +38,11 @@ class NeuronImportance(_Saved):
         if self.mean.shape != self.std.shape or self.mean.shape[0] != len(self.layers):
             raise ShapeError(f"mean {self.mean.shape} and std {self.std.shape} must be [layer d_mlp] for layers "
                              f"{self.layers}")
+
+    def _repr_top(self) -> list[tuple[str, Any]]:
+        s = self.score
+        flat = np.argsort(-np.nan_to_num(s, nan=-np.inf).reshape(-1), kind="stable")[:3]
+        return [(f"L{self.layers[i // s.shape[1]]}N{i % s.shape[1]}", float(s.reshape(-1)[i])) for i in flat]
 
     @property
     def score(self) -> np.ndarray:
@@ -100,7 +105,7 @@ class NeuronImportance(_Saved):
         return fig
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, repr=False)
 class ImportanceCheck(_Saved):
     """Estimated (AtP) versus exact patching of chosen neurons at the last position.
 
@@ -147,7 +152,7 @@ class ImportanceCheck(_Saved):
         return fig
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, repr=False)
 class FaithfulnessCurve(_Saved):
     """Fig. 4b: faithfulness (Eq. 2) of the circuit keeping the top-k neurons per layer, for each k."""
 

@@ -24,7 +24,7 @@ class ClassKnockoutRow:
     score_sum: float
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, repr=False)
 class ClassKnockout(_Saved):
     """Fig. 7: zeroing one heuristic class's neurons hurts prompts it applies to more than other prompts."""
 
@@ -47,17 +47,23 @@ class ClassKnockout(_Saved):
     def plot(self) -> Any:
         import plotly.graph_objects as go
 
-        rows = sorted(self.rows, key=lambda r: r.related_accuracy - r.unrelated_accuracy)
-        x = [f"{r.op} {r.heuristic} ({r.n_neurons})" for r in rows]
+        # horizontal bars: class names stay readable however many classes there are; the largest drop on top
+        rows = sorted(self.rows, key=lambda r: r.related_accuracy - r.unrelated_accuracy, reverse=True)
+        y = [f"{r.op} {r.heuristic} ({r.n_neurons} neurons)" for r in rows]
         fig = go.Figure()
-        fig.add_bar(x=x, y=[r.related_accuracy for r in rows], name="related prompts")
-        fig.add_bar(x=x, y=[r.unrelated_accuracy for r in rows], name="unrelated prompts")
-        fig.update_layout(title="Heuristic-class knockout: accuracy after zeroing the class's neurons",
-                          yaxis_title="accuracy", barmode="group")
+        fig.add_bar(y=y, x=[r.related_accuracy for r in rows], name="prompts the class is related to",
+                    orientation="h")
+        fig.add_bar(y=y, x=[r.unrelated_accuracy for r in rows], name="unrelated prompts", orientation="h")
+        fig.update_layout(title="Heuristic-class knockout: accuracy after zeroing each class's neurons",
+                          xaxis_title="accuracy after the knockout (1.0 before)", xaxis_range=[0, 1.02],
+                          yaxis=dict(title="operator, heuristic class", automargin=True),
+                          barmode="group", height=max(320, 140 + 34 * len(rows)),
+                          legend=dict(orientation="h", x=0, y=1.0, yanchor="bottom"),
+                          margin=dict(t=90, b=50, r=20))
         return fig
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, repr=False)
 class PromptKnockout(_Saved):
     """Fig. 8: per prompt, zero up to L of its associated heuristic neurons per layer, vs as many random top ones."""
 
@@ -94,7 +100,7 @@ def _knockout_figure(results: Mapping[str, PromptKnockout]) -> Any:
     return fig
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, repr=False)
 class FailureAnalysis(_Saved):
     """Fig. 9: for correct and incorrect prompts, the number of associated heuristic neurons and their summed
     contribution to the correct answer's logit (activation x value-vector logit of the answer)."""

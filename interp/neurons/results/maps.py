@@ -16,7 +16,7 @@ from interp.neurons.results.classification import (
 __all__ = ["NeuronMap", "DynamicsResult"]
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, repr=False)
 class NeuronMap(_Saved):
     """A neuron's K and KV maps as op1 x op2 matrices (NaN where illegal) and its top value-vector tokens."""
 
@@ -48,11 +48,13 @@ class NeuronMap(_Saved):
         title = f"L{self.layer}N{self.neuron} {which.upper()} map, op {self.op}" + (f" [{names}]" if names else "")
         fig = heatmap(z, x=ticks, y=ticks, title=f"{title}<br><sub>top value-vector tokens: {toks}</sub>",
                       zlabel="activation" if which == "k" else "act x logit")
-        fig.update_layout(xaxis_title="op2", yaxis_title="op1")
+        # the subtitle sits in the top margin, clear of the plot and its tick labels
+        fig.update_layout(xaxis_title="op2", yaxis_title="op1", margin=dict(t=100),
+                          title=dict(y=0.97, yanchor="top"))
         return fig
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, repr=False)
 class DynamicsResult(_Saved):
     """§A.6 on training checkpoints: accuracy, classified fraction, the share of the final model's
     (heuristic, layer, neuron) triples present at each step, and prompt-guided vs random knockout per step."""

@@ -273,16 +273,15 @@ def run_cot(
     progress: bool = False,
 ) -> CotResult:
     """Evaluate every variant (default: all eight) on the word problems (default: all 64, or the first ``n``)."""
-    from tqdm.auto import tqdm
-
     from interp.models import model_name
+    from interp.progress import iterate
 
     chosen = load_variants(names=variants)
     probs = list(problems) if problems is not None else load_problems(n=n_problems)
     if problems is not None and n_problems is not None:
         probs = probs[:n_problems]
     results = {}
-    for name in tqdm(list(chosen), desc="CoT variants", disable=not progress, leave=False):
+    for name in iterate(list(chosen), desc="CoT variants", enabled=progress):
         results[name] = evaluate_variant(model, chosen[name], probs, concept_neurons=concept_neurons, top_k=top_k,
                                          max_new_tokens=max_new_tokens, batch_size=batch_size, fallback=fallback,
                                          prepend_bos=prepend_bos)
