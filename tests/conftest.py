@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import os
+
 import pytest
 import torch
 
@@ -31,9 +33,25 @@ def random_pairs(model, *, batch=6, seq=6, seed=0):
     return PromptPairs(clean, corrupt, r, r2, tuple(f"p{i}" for i in range(seq)), "random")
 
 
+def _xdist_workers(config) -> int:
+    n = getattr(config.option, "numprocesses", None)
+    return int(n) if isinstance(n, int) else 0
+
+
+def pytest_configure(config):
+    """Under pytest-xdist (``-n auto`` in pyproject) each worker gets its share of the cores for torch, and so do
+    the notebook kernels it starts (OMP_NUM_THREADS is inherited): 2 workers on 2 cores do not oversubscribe."""
+    workers = int(os.environ.get("PYTEST_XDIST_WORKER_COUNT", "0") or 0)
+    if workers > 1:
+        share = max(1, (os.cpu_count() or 1) // workers)
+        os.environ["OMP_NUM_THREADS"] = str(share)
+        torch.set_num_threads(share)
+
+
 def pytest_collection_modifyitems(config, items):
-    """Fast unit tests first, then tests on built-in models (integration), then notebooks: a run shows progress
-    early, and a failing unit test is reported in seconds, not after minutes of integration tests."""
+    """One process: fast unit tests first, then tests on built-in models (integration), then notebooks, so a failing
+    unit test is reported in seconds. Several xdist workers: the longest first (notebooks, then integration, then
+    unit), which keeps both workers busy to the end."""
 
     def rank(item) -> int:
         path = str(item.fspath)
@@ -41,7 +59,8 @@ def pytest_collection_modifyitems(config, items):
             return 2
         return 1 if "/integration/" in path or item.get_closest_marker("integration") else 0
 
-    items.sort(key=rank)  # stable: the order within each group is kept
+    parallel = _xdist_workers(config) > 1 or str(getattr(config.option, "numprocesses", "")) == "auto"
+    items.sort(key=(lambda it: -rank(it)) if parallel else rank)  # stable: the order within each group is kept
 
 
 @pytest.fixture(autouse=True)

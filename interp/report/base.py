@@ -80,8 +80,8 @@ def grid_pass(model: Any, ctx: ReportContext) -> bool:
     every legal prompt (recorded on the shared task, so `accuracy` and `correct_prompts` run no model): the legal
     prompts are a subset of those strings and, with single-token answers, correctness is the last position's argmax.
 
-    Returns False (and does nothing) where that does not hold: a task that is not arithmetic or has its own
-    mean-ablation set, multi-token answers, or prompts that are not among the strings.
+    Returns False (and does nothing) where that does not hold: a task that is not an `ArithTask` (IOI, induction,
+    your own tasks have their own mean-ablation sets), multi-token answers, or prompts that are not among the strings.
     """
     if "mean_cache" in ctx.results:
         return True
@@ -90,7 +90,10 @@ def grid_pass(model: Any, ctx: ReportContext) -> bool:
     from interp.circuits.ablation import mean_cache, mean_cache_tokens
 
     task = ctx.task()
-    if getattr(task, "mean_ablation_tokens", None) is not None or not hasattr(task, "record_correctness"):
+    from interp.tasks.arith import ArithTask
+
+    # the arithmetic task's reference set is the balanced grid; any other task (IOI, your own) has its own
+    if not isinstance(task, ArithTask) or not hasattr(task, "record_correctness"):
         return False
     tokens = mean_cache_tokens(task, model)
     prompts = {op: task.prompts(model, op) for op in task.operators}

@@ -551,5 +551,6 @@ class ConeEngine:
 
 
 def _rel_err(got: Tensor, ref: Tensor) -> float:
+    got, ref = got.detach(), ref.detach()
     scale = float(ref.abs().max())
     return float((got - ref).abs().max()) / max(scale, 1e-6)
