@@ -120,3 +120,19 @@ f = make_metric("logit_diff", MetricContext(base, src[:, -1], small.clean_answer
 tl = tlp.get_act_patch_resid_pre(model, small.clean_tokens, cache, lambda lg: f(lg[:, -1]).mean())
 print("max |interp - TL| =", float((torch.tensor(ours.effects) - tl).abs().max()))
 assert float((torch.tensor(ours.effects) - tl).abs().max()) < 1e-4
+
+# %% [markdown]
+# ## Every position at once: `positions="together"`
+#
+# The sweep users run first on a new task patches each head at *every* position at once (TransformerLens's
+# `get_act_patch_attn_head_out_all_pos`). `positions="together"` does this for heads, MLPs, resid, attn_out and
+# mlp_out, through the same cone engine (recomputing from the first position where clean and corrupt differ), and the
+# result simply has no `pos` axis. Checked against TL's function here:
+
+# %%
+together = interp.patch(model, small, site="heads", positions="together", metric="logit_diff", progress=False)
+tl_all = tlp.get_act_patch_attn_head_out_all_pos(model, small.clean_tokens, cache, lambda lg: f(lg[:, -1]).mean())
+print(together.axes, together.effects.shape, "max |interp - TL| =",
+      float((torch.tensor(together.effects) - tl_all).abs().max()))
+assert together.axes == ("layer", "head")
+assert float((torch.tensor(together.effects) - tl_all).abs().max()) < 1e-4

@@ -122,6 +122,26 @@ assert all(c.faithfulness >= 0.9 for c in circuits.values())
 plot_curves(circuits)
 
 # %% [markdown]
+# ### Many candidate circuits per forward pass
+#
+# The sweep scores one candidate per added head. `interp.circuits.batched.score_circuits` stacks candidates on the
+# batch axis with a keep mask per row (as many as fit the memory budget, `max_memory`), and gives the same numbers
+# as scoring them one per pass; `find_circuit`'s sweep uses it. Here the first six prefixes of the ranking:
+
+# %%
+from interp.circuits.batched import score_circuits  # noqa: E402
+from interp.circuits.faithfulness import FaithfulnessEvaluator  # noqa: E402
+
+evaluator = FaithfulnessEvaluator(model, ev.clean_tokens, ev.clean_answers, ablation="mean", mean=mean)
+ranking = eff.head_ranking()
+candidates = [(ranking[:k], range(4)) for k in range(1, 7)]
+batched = score_circuits(evaluator, candidates)
+one_by_one = [evaluator.score(keep_heads=h, keep_mlps=m) for h, m in candidates]
+for k, (b, o) in enumerate(zip(batched, one_by_one), 1):
+    print(f"top {k} heads: batched F = {b.faithfulness:.6f}   one per pass F = {o.faithfulness:.6f}")
+assert all(abs(b.faithfulness - o.faithfulness) < 1e-5 for b, o in zip(batched, one_by_one))
+
+# %% [markdown]
 # ## Why the ablation choice matters
 #
 # The same circuit, scored under zero ablation (replace by 0, far off the model's distribution) or resample

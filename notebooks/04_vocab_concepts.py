@@ -187,3 +187,27 @@ assert rows["full_cot"].activation["all"]["hits_per_token"] > 0
 # %% [markdown]
 # The full measurement — all eight variants, correlation with accuracy, concept vs random corruption — is
 # `scripts/cot_smollm.py`; its numbers and what a 135M model can and cannot do are in `docs/pretrained.md`.
+
+# %% [markdown]
+# ## 5. Attention-head detectors: previous-token, duplicate-token and induction heads
+#
+# `interp.circuits.heads.head_scores` scores every head of a model by the attention mass it puts on each kind's
+# target keys, by default on repeated random token sequences `[BOS] A A` (an induction head attends from the second
+# copy of a token to the token after its first copy). `agreement` recomputes TransformerLens's
+# `head_detector.detect_head` scores on the same text and compares.
+
+# %%
+from interp.circuits.heads import agreement, head_scores  # noqa: E402
+from interp.report.pretrained import AGREEMENT_TEXTS  # noqa: E402
+
+hs = head_scores(smol, seq_len=16, n_sequences=4 if FAST else 16)
+for kind in hs.kinds:
+    print(f"{kind:<16}", hs.top(kind, 3))
+print({k: v[:4] for k, v in hs.classify().items()})
+ag = agreement(smol, AGREEMENT_TEXTS[:2], k=5)
+print("max |ours - TL head_detector|:", ag.max_abs_diff)
+hs.plot()
+
+# %%
+assert hs.top("induction", 1)[0][1] > 0.5 and hs.top("previous_token", 1)[0][1] > 0.5
+assert all(v < 1e-4 for v in ag.max_abs_diff.values())

@@ -186,3 +186,48 @@ print({m: round(v["auroc"], 2) for m, v in unc.summary()["measures"].items()})
 
 # %%
 assert 0.0 <= icl.get("gold", 4)["accuracy"] <= 1.0 and icl.get("gold", 4)["p_gold"] > 0
+
+# %% [markdown]
+# ### Which demonstration does the prediction rely on?
+#
+# Pass a prompt as a list of strings (one per demonstration, then the query) and `by_segment` sums the saliency of
+# each part: what inseq-style token maps do not give you. Here: gradient × input of the logit difference
+# `" positive" − " negative"` on a 4-shot prompt.
+
+# %%
+demos = [r for r in train if r.label == "positive"][:2] + [r for r in train if r.label == "negative"][:2]
+parts = [f"Review: {r.text}\nSentiment: {r.label}\n\n" for r in demos] + [fmt(test[0])]
+names = [f"demo {i + 1} ({r.label})" for i, r in enumerate(demos)] + ["query"]
+demo_sal = saliency(model, [parts], target=(" positive", " negative"), method="grad_x_input", segment_names=names)
+shares = demo_sal.items[0].by_segment("grad_x_input")
+for name, v in shares.items():
+    print(f"{name:20s} {v:+.3f}")
+
+# %%
+assert list(shares) == names and all(np.isfinite(v) for v in shares.values())
+
+# %% [markdown]
+# ## 5. Saliency under chain-of-thought (Wu et al. 2023)
+#
+# `cot_saliency(model, variants=("no_cot", "full_cot"))` lets the model answer each built-in word problem after
+# 8 exemplars and, for every generated token, takes |gradient × input| of that token's logit over the whole context,
+# restricted to the question. Wu et al.'s claim is that CoT makes this saliency *more stable* across steps; the
+# measured table for SmolLM2-135M is in docs/explain.md (a full run takes ~14 minutes on a 2-core CPU, too long for
+# here). Its building block, `step_saliency`, is cheap on a short sequence: one row per generated step. Causality
+# makes every token after a step's target exactly 0 - a check that the gradients are taken per step.
+
+# %%
+from interp.explain.cot_saliency import step_saliency  # noqa: E402
+
+question = "Question: Tom has 3 apples and buys 4 more. How many apples does he have?\n"
+seq = model.to_tokens(question + "Answer: Let's think step by step. 3 + 4 = 7. The answer is 7.")[0].tolist()
+q_end = len(model.to_tokens(question)[0])  # BOS + the question's tokens
+steps = list(range(len(seq) - 8, len(seq) - 1))  # positions predicting the last 7 tokens
+S = step_saliency(model, seq, steps)  # [step, position]
+share = S[:, 1:q_end].sum(1) / S.sum(1)
+for p, sh in zip(steps, share):
+    print(f"predicting {model.tokenizer.decode([seq[p + 1]])!r:10} share of |saliency| on the question {sh:.2f}")
+
+# %%
+assert all((S[i, p + 2:] == 0).all() for i, p in enumerate(steps))  # no step sees its own future
+assert ((share > 0) & (share < 1)).all()
