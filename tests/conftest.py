@@ -48,10 +48,17 @@ def pytest_configure(config):
         torch.set_num_threads(share)
 
 
+@pytest.hookimpl(tryfirst=True)  # before xdist reads the xdist_group marks added here
 def pytest_collection_modifyitems(config, items):
     """One process: fast unit tests first, then tests on built-in models (integration), then notebooks, so a failing
     unit test is reported in seconds. Several xdist workers: the longest first (notebooks, then integration, then
-    unit), which keeps both workers busy to the end."""
+    unit), which keeps both workers busy to the end; each integration module is one xdist group (``--dist
+    loadgroup``), so its module-scoped fixtures (a loaded SmolLM2, a concept-neuron scan) are set up once, not once
+    per worker. Notebooks (no shared fixtures) and unit tests are spread freely."""
+    for item in items:
+        path = str(item.fspath)
+        if "/integration/" in path and "notebook" not in path:
+            item.add_marker(pytest.mark.xdist_group(os.path.basename(path)))
 
     def rank(item) -> int:
         path = str(item.fspath)
