@@ -48,17 +48,26 @@ def pytest_configure(config):
         torch.set_num_threads(share)
 
 
-@pytest.hookimpl(tryfirst=True)  # before xdist reads the xdist_group marks added here
+@pytest.hookimpl(optionalhook=True)  # defined by pytest-xdist; unused (and unknown) without it
+def pytest_xdist_make_scheduler(config, log):
+    """Under pytest-xdist each integration module is one unit of work, kept on one worker, so its module-scoped
+    fixtures (a loaded SmolLM2, a concept-neuron scan) are set up once, not once per worker; notebooks (no shared
+    fixtures) and unit tests are spread one test at a time. (xdist's own ``--dist loadgroup`` does this with marks,
+    but xdist 3.8 cannot rename pytest 9's node ids, so the marks are ignored there.)"""
+    from xdist.scheduler import LoadScopeScheduling
+
+    class IntegrationModules(LoadScopeScheduling):
+        def _split_scope(self, nodeid: str) -> str:
+            path = nodeid.split("::", 1)[0]
+            return path if "integration/" in path and "notebook" not in path else nodeid
+
+    return IntegrationModules(config, log)
+
+
 def pytest_collection_modifyitems(config, items):
     """One process: fast unit tests first, then tests on built-in models (integration), then notebooks, so a failing
     unit test is reported in seconds. Several xdist workers: the longest first (notebooks, then integration, then
-    unit), which keeps both workers busy to the end; each integration module is one xdist group (``--dist
-    loadgroup``), so its module-scoped fixtures (a loaded SmolLM2, a concept-neuron scan) are set up once, not once
-    per worker. Notebooks (no shared fixtures) and unit tests are spread freely."""
-    for item in items:
-        path = str(item.fspath)
-        if "/integration/" in path and "notebook" not in path:
-            item.add_marker(pytest.mark.xdist_group(os.path.basename(path)))
+    unit), which keeps both workers busy to the end."""
 
     def rank(item) -> int:
         path = str(item.fspath)
@@ -66,7 +75,8 @@ def pytest_collection_modifyitems(config, items):
             return 2
         return 1 if "/integration/" in path or item.get_closest_marker("integration") else 0
 
-    parallel = _xdist_workers(config) > 1 or str(getattr(config.option, "numprocesses", "")) == "auto"
+    # on an xdist worker numprocesses is None; the worker count comes in the environment
+    parallel = int(os.environ.get("PYTEST_XDIST_WORKER_COUNT", "0") or 0) > 1 or _xdist_workers(config) > 1
     items.sort(key=(lambda it: -rank(it)) if parallel else rank)  # stable: the order within each group is kept
 
 
