@@ -20,8 +20,8 @@ import torch
 from torch import Tensor
 
 from interp.metrics import make_metric, metric_unpatched_values
-from interp.patching.exact import prepare_sweep, resolve_positions
 from interp.patching.result import PatchResult
+from interp.patching.variants import prepare_sweep, resolve_positions
 from interp.sites import CLI_SITES, SWEEP_AXES, resolve_layers, site_units
 
 __all__ = ["nnsight_attribution_patch"]

@@ -43,8 +43,8 @@ from torch import Tensor
 
 from interp.metrics import MetricContext, make_metric, metric_unpatched_values
 from interp.patching.engine import format_bytes, parse_bytes
-from interp.patching.exact import SweepVariants, plan_sweep_variants, sweep_result
 from interp.patching.result import PatchResult
+from interp.patching.variants import SweepVariants, plan_sweep_variants, sweep_result
 
 __all__ = ["TracePlan", "nnsight_patch", "plan_patch", "plan_traces", "pseudo_logits", "row_bytes", "REMOTE_AUTO_BYTES"]
 

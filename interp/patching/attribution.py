@@ -35,8 +35,8 @@ from torch import Tensor
 from interp.errors import ShapeError
 from interp.metrics import MetricContext, make_metric, metric_unpatched_values
 from interp.patching import PatchResult, resolve_positions
-from interp.patching.exact import prepare_sweep
 from interp.patching.result import rank_order
+from interp.patching.variants import prepare_sweep
 from interp.sites import CLI_SITES, SWEEP_AXES, hook_name, resolve_layers, site_units
 from interp.tasks.base import PromptPairs
 

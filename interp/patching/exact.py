@@ -25,33 +25,31 @@ count; a cell with no defined prompt is NaN.
 
 from __future__ import annotations
 
-import dataclasses
 import logging
-import numbers
 import time
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-import numpy as np
 import torch
 from torch import Tensor
 
 from interp.errors import ShapeError, unknown
-from interp.metrics import METRICS, MetricContext, make_metric, metric_unpatched_values
+from interp.metrics import MetricContext, make_metric, metric_unpatched_values
 from interp.patching.devices import dev_name, device_budgets, pass_budget
 from interp.patching.engine import ConeEngine, EngineStats, Unsupported, format_bytes, parse_bytes, plan_passes
 from interp.patching.result import PatchResult
-from interp.sites import (
-    CLI_SITES,
-    SWEEP_AXES,
-    check_layer,
-    check_layers,
-    check_site_exists,
-    hook_name,
-    site_kind,
-    site_units,
+from interp.patching.variants import (  # re-exported: the planning half of a sweep lives there
+    DIRECTIONS,
+    PatchSpec,
+    SweepVariants,
+    oriented_pairs,
+    plan_sweep_variants,
+    prepare_sweep,
+    resolve_positions,
+    sweep_result,
 )
+from interp.sites import hook_name
 from interp.tasks.base import PromptPairs
 
 __all__ = ["patch", "prepare_sweep", "resolve_positions", "PatchSpec", "DIRECTIONS", "ENGINES", "SweepVariants",
@@ -59,70 +57,7 @@ __all__ = ["patch", "prepare_sweep", "resolve_positions", "PatchSpec", "DIRECTIO
 
 log = logging.getLogger(__name__)
 
-DIRECTIONS = ("noising", "denoising")
 ENGINES = ("auto", "cone", "full")
-
-
-def resolve_positions(positions: str | int | Sequence[int], seq_len: int) -> list[int]:
-    """``"all"``, ``"last"``, an int, ``"i,j"`` or a list of ints -> sorted non-negative positions."""
-    valid = (f"'all', 'last', an int, comma-separated ints like '3,4' or a list of ints in 0..{seq_len - 1} "
-             "(negative counts from the end)")
-    if isinstance(positions, str):
-        if positions == "all":
-            return list(range(seq_len))
-        if positions == "last":
-            return [seq_len - 1]
-        try:
-            positions = [int(p) for p in positions.split(",") if p.strip()]
-        except ValueError:
-            raise ShapeError(f"positions {positions!r} must be {valid}") from None
-    if isinstance(positions, numbers.Integral) and not isinstance(positions, bool):
-        positions = [positions]
-    if isinstance(positions, (bool, float, bytes)) or not hasattr(positions, "__iter__"):
-        raise ShapeError(f"positions {positions!r} must be {valid}")
-    out = []
-    for p in positions:
-        if isinstance(p, bool) or not isinstance(p, numbers.Integral):
-            raise ShapeError(f"position {p!r} is not an integer; positions must be {valid}")
-        if not -seq_len <= int(p) < seq_len:
-            raise ShapeError(f"position {p} is out of range for prompts of {seq_len} tokens (valid: 0..{seq_len - 1})")
-        out.append(int(p) % seq_len)
-    if not out:
-        raise ShapeError("no positions given")
-    return sorted(set(out))
-
-
-@dataclass(frozen=True)
-class PatchSpec:
-    """One patch variant: at ``layer``'s hook, position ``pos``, optional ``unit`` (head or neuron index)."""
-
-    layer: int
-    pos: int
-    unit: int | None = None
-
-
-def _variants(kind: str, layers: list[int], positions: list[int], units: list[int] | None) -> list[PatchSpec]:
-    if kind in ("head", "neuron"):
-        assert units is not None
-        return [PatchSpec(l, p, u) for l in layers for p in positions for u in units]
-    return [PatchSpec(l, p) for l in layers for p in positions]
-
-
-def _per_layer_neurons(model: Any, neurons: Mapping[int, Sequence[int]], layers: list[int] | None,
-                       ) -> tuple[list[int], dict[int, list[int]]]:
-    """Validate ``{layer: [neurons]}`` (e.g. the top k of each layer); every list must have the same length."""
-    per = {int(k): [int(n) for n in v] for k, v in neurons.items()}
-    layer_list = sorted(per) if layers is None else layers
-    missing = [lyr for lyr in layer_list if lyr not in per]
-    if missing:
-        raise ShapeError(f"neurons= has no list for layers {missing}; it has layers {sorted(per)}")
-    lengths = {len(per[lyr]) for lyr in layer_list}
-    if len(lengths) != 1 or 0 in lengths:
-        raise ShapeError(f"per-layer neuron lists must be non-empty and of equal length; got lengths "
-                         f"{ {lyr: len(per[lyr]) for lyr in layer_list} }")
-    for lyr in layer_list:
-        site_units(model, "neuron", per[lyr])  # range check
-    return layer_list, {lyr: per[lyr] for lyr in layer_list}
 
 
 def _make_hook(specs: list[tuple[int, PatchSpec]], source_act: Tensor, batch: int):
@@ -319,33 +254,6 @@ def _run_cone(sw: _Sweep, cone: ConeEngine, stats: EngineStats) -> int:
     return stats.passes
 
 
-def oriented_pairs(pairs: PromptPairs, direction: str) -> PromptPairs:
-    """``pairs`` with the *base* (patched) run in ``clean_tokens`` and the source run in ``corrupt_tokens``.
-
-    ``denoising`` swaps the prompts only: the base run is the corrupt prompt, the source the clean one, while
-    ``clean_answers`` (``r``) and ``corrupt_answers`` (``r2``) keep their meaning, so a metric keeps its orientation
-    (TransformerLens's denoising). `PromptPairs.swapped` also swaps the answers, which flips every metric's sign.
-    """
-    if direction == "noising":
-        return pairs
-    return dataclasses.replace(pairs, clean_tokens=pairs.corrupt_tokens, corrupt_tokens=pairs.clean_tokens,
-                               clean=pairs.corrupt, corrupt=pairs.clean)
-
-
-def prepare_sweep(model: Any, pairs: PromptPairs, site: str, metric: str, direction: str) -> tuple[str, PromptPairs]:
-    """Validate a sweep's site, metric and direction; return the site kind and the pairs oriented so that the
-    base run is ``pairs.clean_tokens`` (the corrupt prompt for ``direction="denoising"``, `oriented_pairs`)."""
-    kind = site_kind(site)
-    if metric not in METRICS:
-        raise unknown("metric", metric, METRICS)
-    if direction not in DIRECTIONS:
-        raise unknown("direction", direction, DIRECTIONS)
-    pairs = oriented_pairs(pairs, direction)
-    pairs.check_vocab(model)
-    check_site_exists(model, kind)
-    return kind, pairs
-
-
 def patch(
     model: Any,
     pairs: PromptPairs,
@@ -473,107 +381,3 @@ def patch(
     return sweep_result(sp, sums, sq, site=site, metric=metric, direction=direction, model=model,
                         model_name=model_name, n_forward_passes=2 + n_pass, seconds=time.time() - t0,
                         baseline=baseline, meta=meta, n_defined=n_def)
-
-
-@dataclass(frozen=True)
-class SweepVariants:
-    """A validated sweep: site kind, oriented pairs, layers, positions, units and one `PatchSpec` per variant."""
-
-    kind: str
-    pairs: PromptPairs
-    layers: list[int]
-    positions: list[int]
-    units: list[int] | None
-    per_layer: dict[int, list[int]] | None
-    variants: list[PatchSpec]
-
-    @property
-    def batch(self) -> int:
-        return self.pairs.n
-
-
-def plan_sweep_variants(model: Any, pairs: PromptPairs, *, site: str, positions: str | int | Sequence[int],
-                        metric: str, direction: str, layers: Sequence[int] | None,
-                        neurons: Sequence[int] | Mapping[int, Sequence[int]] | None, max_rows: int | None,
-                        ) -> SweepVariants:
-    """Validate a sweep's arguments (as `patch` takes them) and list its variants; shared by every backend."""
-    kind, pairs = prepare_sweep(model, pairs, site, metric, direction)
-    n_layers = int(model.cfg.n_layers)
-    layer_list = None if layers is None else check_layers(model, layers)  # [], True, 1.7, 99 -> ShapeError
-    per_layer: dict[int, list[int]] | None = None
-    if kind == "neuron" and isinstance(neurons, Mapping):
-        layer_list, per_layer = _per_layer_neurons(model, neurons, layer_list)
-    elif isinstance(neurons, Mapping):
-        raise ShapeError(f"neurons={{layer: [...]}} only applies to site='neurons', not {site!r}")
-    if layer_list is None:
-        layer_list = list(range(n_layers))
-    for lyr in layer_list:
-        check_layer(model, lyr)
-    pos_list = resolve_positions(positions, pairs.seq_len)
-    if per_layer is not None:
-        units = list(range(len(next(iter(per_layer.values())))))
-        variants = [PatchSpec(lyr, p, per_layer[lyr][r]) for lyr in layer_list for p in pos_list for r in units]
-    else:
-        units = site_units(model, kind, neurons)  # type: ignore[arg-type]
-        variants = _variants(kind, layer_list, pos_list, units)
-    if max_rows is not None and pairs.n > max_rows:
-        raise ShapeError(f"max_rows={max_rows} is smaller than one patch of {pairs.n} prompts; raise it to >= "
-                         f"{pairs.n}")
-    return SweepVariants(kind, pairs, layer_list, pos_list, units, per_layer, variants)
-
-
-def sweep_result(sp: SweepVariants, sums: np.ndarray, sq: np.ndarray, *, site: str, metric: str, direction: str,
-                 model: Any, model_name: str, n_forward_passes: int, seconds: float, baseline: dict[str, float],
-                 meta: dict[str, Any], n_defined: np.ndarray | None = None) -> PatchResult:
-    """The `PatchResult` of a sweep from per-variant sums and sums of squares of the per-prompt metric.
-
-    ``n_defined`` counts each variant's prompts with a finite metric value (the sums cover only those; default:
-    every prompt); undefined counts go to ``meta["n_undefined"]`` and one warning."""
-    kind, pairs, layer_list, pos_list, batch = sp.kind, sp.pairs, sp.layers, sp.positions, sp.batch
-    units, per_layer = sp.units, sp.per_layer
-    n = np.full(sums.shape, batch, dtype=np.int64) if n_defined is None else np.asarray(n_defined, dtype=np.int64)
-    with np.errstate(divide="ignore", invalid="ignore"):
-        mean = np.where(n > 0, sums / np.maximum(n, 1), np.nan)
-        var = np.maximum(sq / np.maximum(n, 1) - mean**2, 0.0) * n / np.maximum(n - 1, 1)
-        stderr = np.where(n > 0, np.sqrt(var / np.maximum(n, 1)), np.nan)
-    n_undef = batch - n
-    total = int(n_undef.sum())
-    index: dict[str, list[int]] = {"layer": layer_list, "pos": pos_list}
-    labels: dict[str, list[str]] = {
-        "layer": [f"L{x}" for x in layer_list],
-        "pos": [f"{p} {pairs.position_labels[p]}" for p in pos_list],
-    }
-    axes = SWEEP_AXES[kind]
-    if kind == "head":
-        index["head"], labels["head"] = units or [], [f"H{u}" for u in units or []]
-    if kind == "neuron" and per_layer is None:
-        index["neuron"], labels["neuron"] = units or [], [f"N{u}" for u in units or []]
-    if per_layer is not None:
-        axes = ("layer", "pos", "rank")
-        index["rank"], labels["rank"] = list(units or []), [f"#{r + 1}" for r in units or []]
-        meta["neurons"] = {str(lyr): per_layer[lyr] for lyr in layer_list}
-    shape = tuple(len(index[a]) for a in axes)
-    meta["n_undefined_total"] = total
-    if total:
-        meta["n_undefined"] = n_undef.reshape(shape).tolist()
-        log.warning("%d of %d per-prompt %s values are undefined (not finite) in %d of %d cells; each cell's mean "
-                    "leaves them out (counts per cell in meta['n_undefined']; cells with none defined are NaN)",
-                    total, n_undef.size * batch, metric, int((n_undef > 0).sum()), n_undef.size)
-    cli_name = next((k for k, v in CLI_SITES.items() if v == kind), kind)
-    return PatchResult(
-        effects=mean.reshape(shape),
-        axes=axes,
-        index=index,
-        labels=labels,
-        site=cli_name,
-        metric=metric,
-        model=model_name or str(getattr(model.cfg, "model_name", "")),
-        task=pairs.task,
-        direction=direction,
-        n_prompts=batch,
-        n_forward_passes=n_forward_passes,
-        seconds=seconds,
-        stderr=stderr.reshape(shape),
-        baseline=baseline,
-        meta=meta,
-    )

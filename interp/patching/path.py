@@ -31,8 +31,9 @@ from torch import Tensor
 from interp.errors import ShapeError, unknown
 from interp.metrics import MetricContext, make_metric, metric_unpatched_values
 from interp.patching.engine import Unsupported
-from interp.patching.exact import ENGINES, prepare_sweep
+from interp.patching.exact import ENGINES
 from interp.patching.result import PatchResult
+from interp.patching.variants import prepare_sweep
 from interp.sites import hook_name, resolve_layers
 from interp.tasks.base import PromptPairs
 

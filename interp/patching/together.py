@@ -210,7 +210,8 @@ def patch_together(
 ) -> PatchResult:
     """Every component of ``site`` patched at all positions at once (`interp.patching.patch` with
     ``positions="together"``); axes ``SWEEP_AXES`` without ``pos``."""
-    from interp.patching.exact import _model_device, _Sweep, plan_sweep_variants, sweep_result
+    from interp.patching.exact import _model_device, _Sweep
+    from interp.patching.variants import plan_sweep_variants, sweep_result
 
     t0 = time.time()
     if isinstance(neurons, Mapping):

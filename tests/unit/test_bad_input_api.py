@@ -30,7 +30,7 @@ from interp.neurons.maps import top_value_tokens
 from interp.neurons.pipeline import analyze_neurons
 from interp.patching import PatchResult
 from interp.patching.engine.budget import MAX_BYTES, parse_bytes
-from interp.patching.exact import resolve_positions
+from interp.patching.variants import resolve_positions
 from interp.sites import check_layers, resolve_layers
 from interp.tasks import ArithTask, parse_task
 from tests.conftest import tiny_bridge

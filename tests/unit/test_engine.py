@@ -171,7 +171,7 @@ def test_denoising_matches_transformer_lens_convention(tiny):
     pairs = random_pairs(tiny, batch=4, seq=5, seed=9)
     res = patch(tiny, pairs, site="resid", positions="all", metric="logit_diff", direction="denoising",
                 engine="cone", progress=False)
-    from interp.patching.exact import oriented_pairs
+    from interp.patching.variants import oriented_pairs
 
     assert_rel(res, transformer_lens_sweep(tiny, oriented_pairs(pairs, "denoising"), "resid", "logit_diff"))
 

@@ -127,7 +127,7 @@ def test_undefined_prompts_are_counted_per_cell_and_left_out(caplog):
     pairs = _argmax_pairs(m, batch=6, seed=1)
     with torch.no_grad():
         m.W_U[:, int(pairs.clean_answers[0])] = 0.0  # logit of prompt 0's answer is 0 on every run
-    with caplog.at_level(logging.WARNING, logger="interp.patching.exact"):
+    with caplog.at_level(logging.WARNING, logger="interp.patching"):
         res = patch(m, pairs, site="heads", positions="last", metric="ie_logits", progress=False)
     n = pairs.n
     und = np.asarray(res.meta["n_undefined"])

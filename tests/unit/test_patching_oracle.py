@@ -71,7 +71,7 @@ def test_single_neurons_match_transformer_lens(tiny):
 def test_denoising_matches_tl_convention(tiny):
     """direction='denoising' runs the corrupt prompt and patches clean activations in, r still the clean answer
     (TL's convention; every metric in tests/unit/test_numbers.py)."""
-    from interp.patching.exact import oriented_pairs
+    from interp.patching.variants import oriented_pairs
 
     pairs = random_pairs(tiny, batch=4, seq=5, seed=3)
     cache, tl_metric = _oracle_setup(tiny, oriented_pairs(pairs, "denoising"), "logit_diff")

@@ -270,7 +270,7 @@ def test_trace_plan_counts_and_budget():
     import types
 
     from interp.backends.nnsight_patching import plan_traces, row_bytes
-    from interp.patching.exact import plan_sweep_variants
+    from interp.patching.variants import plan_sweep_variants
 
     model = tiny_bridge(n_layers=2)
     pairs = random_pairs(model, batch=3, seq=5)
