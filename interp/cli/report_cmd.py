@@ -22,9 +22,9 @@ def register(sub: Any, name: str) -> None:
     p.add_argument("--with", dest="extra", default="",
                    help="comma-separated opt-in sections to append: edges, explain (default: none)")
     p.add_argument("--quick", action="store_true",
-                   help="smaller samples, same methods: accuracy on 300 prompts per operator, circuits from 1 seed "
-                        "and 20 prompts per operator, neuron knockouts on 20 prompts with 1 random draw "
-                        "(docs/report.md)")
+                   help="smaller samples, same methods: circuits from 1 seed and 20 prompts per operator, neuron "
+                        "knockouts on 20 prompts with 1 random draw, accuracy on 300 prompts per operator where the "
+                        "grid is not evaluated anyway (pretrained models); docs/report.md")
     p.add_argument("--out", "-o", default="report.html", help="output HTML path (default report.html)")
     p.set_defaults(func=run)
 

@@ -12,9 +12,12 @@ __all__ = ["accuracy_section", "patching_section"]
 
 def accuracy_section(model: Any, ctx: ReportContext) -> Section:
     task = ctx.task()
-    max_prompts = 300 if ctx.quick or int(model.cfg.n_layers) > 8 else None
-    if max_prompts is None and "circuit" in ctx.plan:
-        grid_pass(model, ctx)  # correctness and the circuit section's mean activations from one pass
+    large = int(model.cfg.n_layers) > 8
+    max_prompts = 300 if ctx.quick or large else None
+    if not large and "circuit" in ctx.plan and grid_pass(model, ctx):
+        # one pass over the grid gave every prompt's correctness and the circuit section's mean activations, so
+        # the whole grid's accuracy costs nothing more, also with --quick (a 300-prompt sample would not save time)
+        max_prompts = None
     acc = task.accuracy(model, max_prompts=max_prompts)
     ctx.results["accuracy"] = acc
     rows = [[op, acc.n_total[op], acc.n_correct[op], f"{100 * acc.accuracy[op]:.1f}%"] for op in task.operators]
