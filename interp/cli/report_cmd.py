@@ -31,7 +31,9 @@ def register(sub: Any, name: str) -> None:
 
 def run(args: argparse.Namespace) -> int:
     from interp.report import OPTIONAL_SECTIONS, build_report
+    from interp.report.build import check_report_task
 
+    check_report_task(args.task)  # before the model loads
     extra = [e.strip() for e in args.extra.split(",") if e.strip()]
     unknown = [e for e in extra if e not in OPTIONAL_SECTIONS]
     if unknown:

@@ -16,7 +16,7 @@ from typing import Any
 
 from interp._html import esc
 from interp._io import write_text_atomic
-from interp.errors import UnknownNameError
+from interp.errors import TaskError, UnknownNameError
 from interp.progress import Stages, load_timings, save_timings
 from interp.report.arith import accuracy_section, patching_section
 from interp.report.base import ReportContext, Section, default_task, render_html, single_token_numbers
@@ -28,7 +28,7 @@ from interp.report.neurons import neuron_section
 from interp.report.pretrained import concepts_section, ioi_section
 from interp.report.summary import summary_html
 
-__all__ = ["build_report", "SECTIONS", "PRETRAINED_SECTIONS", "OPTIONAL_SECTIONS", "CUSTOM_SECTIONS"]
+__all__ = ["build_report", "check_report_task", "SECTIONS", "PRETRAINED_SECTIONS", "OPTIONAL_SECTIONS", "CUSTOM_SECTIONS"]
 
 # sections for models whose numbers are single tokens (toy-arith, Llama-3-like tokenizers)
 SECTIONS: list[Callable[[Any, ReportContext], Section]] = [
@@ -66,6 +66,21 @@ OPTIONAL_SECTIONS: dict[str, Callable[[Any, ReportContext], Section]] = {
 
 
 
+def check_report_task(task_spec: str | None) -> None:
+    """The report runs on an arithmetic task (``arith...``) or your own task file (``file:PATH``); anything else
+    (``ioi``, ``induction``) is refused with what to use instead, before any model loads."""
+    if task_spec is None:
+        return
+    family = str(task_spec).split(":", 1)[0]
+    if family in ("arith", "file"):
+        return
+    raise TaskError(
+        f"interp report --task takes an arithmetic task ('arith', 'arith:+-', 'arith:+:0-99') or your own task file "
+        f"('file:PATH.jsonl'); got {task_spec!r}. The IOI circuit is already a section of the report of a pretrained "
+        f"model (e.g. --model smollm2-135m); for IOI or induction alone use `interp patch --task ioi:32` or "
+        f"`interp circuit --task ioi:32`")
+
+
 def build_report(
     model: Any,
     out: str | os.PathLike[str],
@@ -90,6 +105,8 @@ def build_report(
     unknown = [e for e in extra if e not in OPTIONAL_SECTIONS]
     if unknown:
         raise UnknownNameError(f"unknown report section(s) {unknown}; valid: {sorted(OPTIONAL_SECTIONS)}")
+    extra = list(dict.fromkeys(extra))  # --with edges,edges: one edges section
+    check_report_task(task_spec)
     t0 = time.time()
     if task_spec is None:
         task_spec, auto_overrides = default_task(model)

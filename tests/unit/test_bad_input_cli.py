@@ -221,6 +221,10 @@ CASES: list[tuple[str, list[str], str]] = [
     ("report n-per-op 0", ["report", *P, "--out", "{tmp}/r.html", "--n-per-op", "0"],
      r"argument --n-per-op: must be an integer >= 1; got '0'"),
     ("report task bad", ["report", *P, "--out", "{tmp}/r.html", "--task", "arith:?"], r"choose from \+ - \* /"),
+    ("report task ioi", ["report", *P, "--out", "{tmp}/r.html", "--task", "ioi:4"],
+     r"takes an arithmetic task .*or your own task file .*got 'ioi:4'.*interp patch --task ioi"),
+    ("report task induction", ["report", *P, "--out", "{tmp}/r.html", "--task", "induction"],
+     r"takes an arithmetic task .*got 'induction'"),
 ]
 
 # ---------------------------------------------------------------- output paths, for every command that writes
