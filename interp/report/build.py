@@ -28,7 +28,8 @@ from interp.report.neurons import neuron_section
 from interp.report.pretrained import concepts_section, ioi_section
 from interp.report.summary import summary_html
 
-__all__ = ["build_report", "check_report_task", "SECTIONS", "PRETRAINED_SECTIONS", "OPTIONAL_SECTIONS", "CUSTOM_SECTIONS"]
+__all__ = ["build_report", "check_report_task", "SECTIONS", "PRETRAINED_SECTIONS", "OPTIONAL_SECTIONS",
+           "CUSTOM_SECTIONS"]
 
 # sections for models whose numbers are single tokens (toy-arith, Llama-3-like tokenizers)
 SECTIONS: list[Callable[[Any, ReportContext], Section]] = [
