@@ -69,7 +69,11 @@ def evaluation_pairs(
             keep.append(i)
             count[g] = count.get(g, 0) + 1
     if not keep:
-        raise CircuitError(f"the evaluation set for operator {operator!r} is empty")
+        scope = f"operator {operator!r} of " if operator is not None else ""
+        raise CircuitError(
+            f"the evaluation set for {scope}task {getattr(task, 'name', task)!r} is empty: pairs are built from the "
+            f"prompts the model answers correctly, and none are left after the {n_discovery} discovery prompts; "
+            f"check the task's accuracy on this model (is it a task the model can do?), or lower --n-per-op")
     out = pairs.select(keep)
     disc = task.pairs(model, n_per_op=n_discovery, seed=seed, corrupt_from=corrupt_from, split="discovery")
     overlap = {str(p) for p in disc.clean} & {str(p) for p in out.clean}

@@ -10,7 +10,7 @@ from typing import Any
 
 from interp.errors import InterpError
 
-__all__ = ["ExplainError", "Encoded", "encode_prompt", "single_token", "check_finite", "label_tokens"]
+__all__ = ["ExplainError", "Encoded", "encode_prompt", "single_token", "check_finite", "check_context", "label_tokens"]
 
 
 class ExplainError(InterpError, ValueError):
@@ -25,6 +25,16 @@ def check_finite(name: str, value: Any) -> float:
     if not math.isfinite(v):
         raise ExplainError(f"{name} must be a finite number; got {value!r}")
     return v
+
+
+def check_context(model: Any, ids: Sequence[Sequence[int]], *, what: str = "a prompt") -> None:
+    """Refuse token sequences longer than the model's context (``cfg.n_ctx``) with the length and the limit, before
+    a forward pass fails deep inside the model."""
+    n_ctx = int(getattr(model.cfg, "n_ctx", 0) or 0)
+    longest = max((len(x) for x in ids), default=0)
+    if n_ctx and longest > n_ctx:
+        raise ExplainError(f"{what} has {longest} tokens, more than the model's context of {n_ctx} tokens; use "
+                           "shorter inputs or a model with a longer context")
 
 
 @dataclass(frozen=True)

@@ -30,7 +30,7 @@ import numpy as np
 import torch
 
 from interp.errors import unknown
-from interp.explain._common import ExplainError, single_token
+from interp.explain._common import ExplainError, check_context, single_token
 from interp.explain.data import Labelled, check_two_classes, load_sentiment, split
 
 __all__ = ["VARIANTS", "ICLResult", "build_prompt", "icl_experiment"]
@@ -142,6 +142,7 @@ def _balanced(pool: dict[Any, list[Labelled]], k: int, rng: random.Random) -> li
 @torch.inference_mode()
 def _label_logits(model: Any, prompts: list[list[int]], ids: list[int]) -> np.ndarray:
     """[n 2] label-word logits and [n] log-sum-exp of all logits, prompts grouped by length."""
+    check_context(model, prompts, what="a few-shot prompt")
     out = np.zeros((len(prompts), 3))
     by_len: dict[int, list[int]] = {}
     for i, p in enumerate(prompts):

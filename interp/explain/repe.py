@@ -23,7 +23,7 @@ import torch
 from torch import Tensor
 
 from interp.errors import unknown
-from interp.explain._common import ExplainError
+from interp.explain._common import ExplainError, check_context
 from interp.explain.data import check_two_classes
 from interp.sites import check_layer, hook_name, resolve_layers
 
@@ -51,6 +51,7 @@ def activations(model: Any, texts: Sequence[str] | Sequence[Sequence[int]], laye
         raise ExplainError("no texts given")
     layers = resolve_layers(model, layers)
     ids = [list(t) for t in texts] if not isinstance(texts[0], str) else _ids(model, texts, prepend_bos)
+    check_context(model, ids, what="a stimulus text")
     out = torch.zeros(len(ids), len(layers), int(model.cfg.d_model), dtype=torch.float64)
     names = {hook_name("resid_pre", lyr): j for j, lyr in enumerate(layers)}
     by_len: dict[int, list[int]] = {}

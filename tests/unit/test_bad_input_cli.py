@@ -223,6 +223,11 @@ CASES: list[tuple[str, list[str], str]] = [
     ("report task bad", ["report", *P, "--out", "{tmp}/r.html", "--task", "arith:?"], r"choose from \+ - \* /"),
     ("report task ioi", ["report", *P, "--out", "{tmp}/r.html", "--task", "ioi:4"],
      r"takes an arithmetic task .*or your own task file .*got 'ioi:4'.*interp patch --task ioi"),
+    ("circuit task the model cannot do", ["circuit", *P, *OUT, "--task", "induction:4"],
+     r"evaluation set for task 'induction:4:16' is empty: pairs are built from the prompts the model answers "
+     r"correctly"),
+    ("explain stimulus longer than the context", ["explain", "repe", *P, "--concept", "truth", *OUT],
+     r"a stimulus text has \d+ tokens, more than the model's context of 16 tokens"),
     ("report task induction", ["report", *P, "--out", "{tmp}/r.html", "--task", "induction"],
      r"takes an arithmetic task .*got 'induction'"),
 ]

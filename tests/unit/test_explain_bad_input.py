@@ -8,7 +8,7 @@ import pytest
 import torch
 
 from interp.errors import InterpError
-from interp.explain import dose_response, fit_probe, probe_layers, reading_vector, saliency, steer
+from interp.explain import activations, dose_response, fit_probe, probe_layers, reading_vector, saliency, steer
 from interp.explain.data import Labelled, check_two_classes
 from interp.explain.uncertainty import Question, sample_answers, uncertainty
 from tests.conftest import tiny_bridge
@@ -74,6 +74,8 @@ CASES = [
     ("sampling k=1", False, lambda m: sample_answers(m, [], [1, 2], k=1, temperature=1.0, max_new_tokens=1,
                                                      stop=lambda s: True), "k >= 2"),
     ("consistency without k", False, lambda m: uncertainty(m, [_q()], measures=["consistency"]), "k >= 2"),
+    ("stimulus longer than the context", False,
+     lambda m: activations(m, [list(range(1, 20)), [1, 2, 3]], layers=[0]), "more than the model's context of 12"),
 ]
 
 
