@@ -9,7 +9,7 @@ import argparse
 from typing import Any
 
 from interp.cli.common import add_model_arg, load
-from interp.cli.types import positive_int
+from interp.cli.types import nonneg_float, positive_int
 
 
 def _add_edge_args(p: argparse.ArgumentParser, *, with_method: bool = True) -> None:
@@ -37,7 +37,7 @@ def register(sub: Any, name: str) -> None:
     p.add_argument("--plot", default=None, help="also write figures as a self-contained HTML file")
     _add_edge_args(p)
     p.add_argument("--top-n", type=positive_int, default=None, help="also select the top-n edges as a circuit")
-    p.add_argument("--threshold", type=float, default=None, help="also select edges with |score| >= threshold")
+    p.add_argument("--threshold", type=nonneg_float, default=None, help="also select edges with |score| >= threshold")
     p.add_argument("--curve", action="store_true", help="evaluate MIB's CPR/CMD on held-out pairs")
     p.set_defaults(func=run)
 

@@ -9,7 +9,7 @@ from __future__ import annotations
 import argparse
 from collections.abc import Callable
 
-__all__ = ["int_at_least", "positive_int", "nonneg_int", "positive_float", "fraction"]
+__all__ = ["int_at_least", "positive_int", "nonneg_int", "positive_float", "nonneg_float", "fraction"]
 
 
 def _wrap(check: Callable[[object], object], parse: Callable[[str], object], what: str) -> Callable[[str], object]:
@@ -45,6 +45,12 @@ def _finite_positive(v: object) -> float:
     return check_float(v, "value", lo=0.0, lo_open=True)
 
 
+def _finite_nonneg(v: object) -> float:
+    from interp.checks import check_float
+
+    return check_float(v, "value", lo=0.0)
+
+
 def _fraction(v: object) -> float:
     from interp.checks import check_float
 
@@ -52,4 +58,5 @@ def _fraction(v: object) -> float:
 
 
 positive_float = _wrap(_finite_positive, float, "a finite number > 0")
+nonneg_float = _wrap(_finite_nonneg, float, "a finite number >= 0")
 fraction = _wrap(_fraction, float, "a number in (0, 1]")

@@ -223,6 +223,10 @@ CASES: list[tuple[str, list[str], str]] = [
     ("report task bad", ["report", *P, "--out", "{tmp}/r.html", "--task", "arith:?"], r"choose from \+ - \* /"),
     ("report task ioi", ["report", *P, "--out", "{tmp}/r.html", "--task", "ioi:4"],
      r"takes an arithmetic task .*or your own task file .*got 'ioi:4'.*interp patch --task ioi"),
+    ("edges threshold nan", ["edges", *P, "--task", "arith:+", *OUT, "--threshold", "nan"],
+     r"argument --threshold: must be a finite number >= 0; got 'nan'"),
+    ("edges threshold negative", ["edges", *P, "--task", "arith:+", *OUT, "--threshold", "-1"],
+     r"argument --threshold: must be a finite number >= 0; got '-1'"),
     ("circuit task the model cannot do", ["circuit", *P, *OUT, "--task", "induction:4"],
      r"evaluation set for task 'induction:4:16' is empty: pairs are built from the prompts the model answers "
      r"correctly"),
