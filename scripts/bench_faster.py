@@ -126,7 +126,7 @@ def smol_cases(n_pairs: int, layers: list[int], recv_layers: list[int], receiver
     with torch.inference_mode():
         _, cache = model.run_with_cache(pairs.clean_tokens)
         lc, lk = model(pairs.clean_tokens)[:, -1].float(), model(pairs.corrupt_tokens)[:, -1].float()
-    g = make_metric("logit_diff", MetricContext(lk, lc, pairs.corrupt_answers, pairs.clean_answers))
+    g = make_metric("logit_diff", MetricContext(lk, lc, pairs.clean_answers, pairs.corrupt_answers))  # r = clean answer
     import pandas as pd
 
     df = pd.DataFrame([(l, h) for l in layers for h in range(n_heads)], columns=["layer", "head"])
@@ -141,7 +141,7 @@ def smol_cases(n_pairs: int, layers: list[int], recv_layers: list[int], receiver
                                                 tlp.layer_head_vector_patch_setter, "z", index_df=df)
 
     tl_all, t_tla, _ = _timed(tl_run)
-    rows.append(_row("all-position heads (SmolLM2 IOI)", scope, "TL get_act_patch_attn_head_out_all_pos", t_tla,
+    rows.append(_row("all-position heads (SmolLM2 IOI)", scope.replace("senders", "heads"), "TL get_act_patch_attn_head_out_all_pos", t_tla,
                      t_ours, float(np.abs(ours.effects.reshape(-1) - tl_all.double().numpy()).max()),
                      float(np.abs(ours.effects).max()), peak_ours,
                      {"prompts": pairs.n, "peak_bytes_estimate": ours.meta.get("peak_bytes_estimate")}))
