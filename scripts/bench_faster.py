@@ -141,7 +141,8 @@ def smol_cases(n_pairs: int, layers: list[int], recv_layers: list[int], receiver
                                                 tlp.layer_head_vector_patch_setter, "z", index_df=df)
 
     tl_all, t_tla, _ = _timed(tl_run)
-    rows.append(_row("all-position heads (SmolLM2 IOI)", scope.replace("senders", "heads"), "TL get_act_patch_attn_head_out_all_pos", t_tla,
+    hscope = scope.replace("senders", "heads")
+    rows.append(_row("all-position heads (SmolLM2 IOI)", hscope, "TL get_act_patch_attn_head_out_all_pos", t_tla,
                      t_ours, float(np.abs(ours.effects.reshape(-1) - tl_all.double().numpy()).max()),
                      float(np.abs(ours.effects).max()), peak_ours,
                      {"prompts": pairs.n, "peak_bytes_estimate": ours.meta.get("peak_bytes_estimate")}))
