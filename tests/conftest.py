@@ -56,6 +56,9 @@ def pytest_xdist_make_scheduler(config, log):
     but xdist 3.8 cannot rename pytest 9's node ids, so the marks are ignored there.)"""
     from xdist.scheduler import LoadScopeScheduling
 
+    if config.getvalue("dist") != "load":  # an explicit --dist (loadfile, worksteal, ...) is the user's choice
+        return None
+
     class IntegrationModules(LoadScopeScheduling):
         def _split_scope(self, nodeid: str) -> str:
             path = nodeid.split("::", 1)[0]
