@@ -19,7 +19,8 @@ def register(sub: Any, name: str) -> None:
                         "default: arith for single-token-number models, else a few-shot 0-9 task")
     p.add_argument("--prefix", default=None, help="few-shot prefix before every prompt (\\n for newlines)")
     p.add_argument("--n-per-op", type=positive_int, default=50, help="clean prompts per operator (default 50)")
-    p.add_argument("--seed", type=int, default=0, help="seed of the random draws: corrupt prompts, knockout and IOI samples (default 0)")
+    p.add_argument("--seed", type=int, default=0,
+                   help="seed of the random draws: corrupt prompts, knockout and IOI samples (default 0)")
     p.add_argument("--with", dest="extra", default="",
                    help="comma-separated opt-in sections to append: edges, explain (default: none)")
     p.add_argument("--quick", action="store_true",
