@@ -21,8 +21,8 @@ from torch import Tensor
 
 from interp.metrics import make_metric, metric_unpatched_values
 from interp.patching.result import PatchResult
-from interp.patching.variants import prepare_sweep, resolve_positions
-from interp.sites import CLI_SITES, SWEEP_AXES, resolve_layers, site_units
+from interp.patching.variants import cli_site, prepare_sweep, resolve_positions, sweep_axes
+from interp.sites import resolve_layers, site_units
 
 __all__ = ["nnsight_attribution_patch"]
 
@@ -122,16 +122,9 @@ def nnsight_attribution_patch(model: Any, pairs: Any, *, site: str = "heads", po
     same_all = pairs.clean_answers == pairs.corrupt_answers
     baseline = metric_unpatched_values(metric, _context(pseudo_logits(torch.cat(base_red_all), same_all),
                                                         pseudo_logits(torch.cat(src_red_all), same_all), same_all))
-    index: dict[str, list[int]] = {"layer": layer_list, "pos": pos_list}
-    labels: dict[str, list[str]] = {"layer": [f"L{x}" for x in layer_list],
-                                    "pos": [f"{p} {pairs.position_labels[p]}" for p in pos_list]}
-    if kind == "head":
-        index["head"], labels["head"] = units or [], [f"H{u}" for u in units or []]
-    if kind == "neuron":
-        index["neuron"], labels["neuron"] = units or [], [f"N{u}" for u in units or []]
+    axes, index, labels = sweep_axes(kind, pairs, layer_list, pos_list, units)
     return PatchResult(
-        effects=mean, axes=SWEEP_AXES[kind], index=index, labels=labels,
-        site=next((k for k, v in CLI_SITES.items() if v == kind), kind), metric=metric,
+        effects=mean, axes=axes, index=index, labels=labels, site=cli_site(kind), metric=metric,
         model=model_name or str(model.cfg.model_name), task=pairs.task, direction=direction, n_prompts=n,
         n_forward_passes=n_fwd, seconds=time.time() - t0, stderr=stderr, baseline=baseline,
         meta={"method": "attribution", "backward_passes": n_fwd // 2, "backend": "nnsight"},

@@ -36,8 +36,8 @@ from interp.errors import ShapeError
 from interp.metrics import MetricContext, make_metric, metric_unpatched_values
 from interp.patching import PatchResult, resolve_positions
 from interp.patching.result import rank_order
-from interp.patching.variants import prepare_sweep
-from interp.sites import CLI_SITES, SWEEP_AXES, hook_name, resolve_layers, site_units
+from interp.patching.variants import cli_site, prepare_sweep, sweep_axes
+from interp.sites import hook_name, resolve_layers, site_units
 from interp.tasks.base import PromptPairs
 
 _UPSTREAM = "hook_embed"
@@ -183,22 +183,13 @@ def attribution_patch(
     baseline = metric_unpatched_values(
         metric, MetricContext(base_logits, source_logits, pairs.clean_answers, pairs.corrupt_answers)
     )
-    index: dict[str, list[int]] = {"layer": layer_list, "pos": pos_list}
-    labels: dict[str, list[str]] = {
-        "layer": [f"L{x}" for x in layer_list],
-        "pos": [f"{p} {pairs.position_labels[p]}" for p in pos_list],
-    }
-    if kind == "head":
-        index["head"], labels["head"] = units or [], [f"H{u}" for u in units or []]
-    if kind == "neuron":
-        index["neuron"], labels["neuron"] = units or [], [f"N{u}" for u in units or []]
-    cli_name = next((k for k, v in CLI_SITES.items() if v == kind), kind)
+    axes, index, labels = sweep_axes(kind, pairs, layer_list, pos_list, units)
     return PatchResult(
         effects=mean,
-        axes=SWEEP_AXES[kind],
+        axes=axes,
         index=index,
         labels=labels,
-        site=cli_name,
+        site=cli_site(kind),
         metric=metric,
         model=model_name or str(getattr(model.cfg, "model_name", "")),
         task=pairs.task,

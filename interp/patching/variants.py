@@ -29,8 +29,8 @@ from interp.patching.result import PatchResult
 from interp.sites import CLI_SITES, SWEEP_AXES, check_layer, check_layers, check_site_exists, site_kind, site_units
 from interp.tasks.base import PromptPairs
 
-__all__ = ["DIRECTIONS", "PatchSpec", "SweepVariants", "oriented_pairs", "plan_sweep_variants", "prepare_sweep",
-           "resolve_positions", "sweep_result"]
+__all__ = ["DIRECTIONS", "PatchSpec", "SweepVariants", "cli_site", "oriented_pairs", "plan_sweep_variants",
+           "prepare_sweep", "resolve_positions", "sweep_axes", "sweep_result"]
 
 log = logging.getLogger(__name__)
 
@@ -173,6 +173,33 @@ def plan_sweep_variants(model: Any, pairs: PromptPairs, *, site: str, positions:
     return SweepVariants(kind, pairs, layer_list, pos_list, units, per_layer, variants)
 
 
+def cli_site(kind: str) -> str:
+    """The command-line site name (``heads``, ``mlps``, ...) of a site kind, as results record it."""
+    return next((k for k, v in CLI_SITES.items() if v == kind), kind)
+
+
+def sweep_axes(kind: str, pairs: PromptPairs, layers: list[int], positions: list[int], units: list[int] | None,
+               per_layer: Mapping[int, Sequence[int]] | None = None,
+               ) -> tuple[tuple[str, ...], dict[str, list[int]], dict[str, list[str]]]:
+    """``(axes, index, labels)`` of a layer x position sweep of ``kind``: a head or neuron axis where the site has
+    units, a ``rank`` axis for per-layer neuron lists (``per_layer``); shared by every sweep that returns a
+    `PatchResult` (exact, attribution, nnsight)."""
+    index: dict[str, list[int]] = {"layer": list(layers), "pos": list(positions)}
+    labels: dict[str, list[str]] = {
+        "layer": [f"L{x}" for x in layers],
+        "pos": [f"{p} {pairs.position_labels[p]}" for p in positions],
+    }
+    axes = SWEEP_AXES[kind]
+    if kind == "head":
+        index["head"], labels["head"] = units or [], [f"H{u}" for u in units or []]
+    if kind == "neuron" and per_layer is None:
+        index["neuron"], labels["neuron"] = units or [], [f"N{u}" for u in units or []]
+    if per_layer is not None:
+        axes = ("layer", "pos", "rank")
+        index["rank"], labels["rank"] = list(units or []), [f"#{r + 1}" for r in units or []]
+    return axes, index, labels
+
+
 def sweep_result(sp: SweepVariants, sums: np.ndarray, sq: np.ndarray, *, site: str, metric: str, direction: str,
                  model: Any, model_name: str, n_forward_passes: int, seconds: float, baseline: dict[str, float],
                  meta: dict[str, Any], n_defined: np.ndarray | None = None) -> PatchResult:
@@ -189,19 +216,8 @@ def sweep_result(sp: SweepVariants, sums: np.ndarray, sq: np.ndarray, *, site: s
         stderr = np.where(n > 0, np.sqrt(var / np.maximum(n, 1)), np.nan)
     n_undef = batch - n
     total = int(n_undef.sum())
-    index: dict[str, list[int]] = {"layer": layer_list, "pos": pos_list}
-    labels: dict[str, list[str]] = {
-        "layer": [f"L{x}" for x in layer_list],
-        "pos": [f"{p} {pairs.position_labels[p]}" for p in pos_list],
-    }
-    axes = SWEEP_AXES[kind]
-    if kind == "head":
-        index["head"], labels["head"] = units or [], [f"H{u}" for u in units or []]
-    if kind == "neuron" and per_layer is None:
-        index["neuron"], labels["neuron"] = units or [], [f"N{u}" for u in units or []]
+    axes, index, labels = sweep_axes(kind, pairs, layer_list, pos_list, units, per_layer)
     if per_layer is not None:
-        axes = ("layer", "pos", "rank")
-        index["rank"], labels["rank"] = list(units or []), [f"#{r + 1}" for r in units or []]
         meta["neurons"] = {str(lyr): per_layer[lyr] for lyr in layer_list}
     shape = tuple(len(index[a]) for a in axes)
     meta["n_undefined_total"] = total
@@ -210,13 +226,12 @@ def sweep_result(sp: SweepVariants, sums: np.ndarray, sq: np.ndarray, *, site: s
         log.warning("%d of %d per-prompt %s values are undefined (not finite) in %d of %d cells; each cell's mean "
                     "leaves them out (counts per cell in meta['n_undefined']; cells with none defined are NaN)",
                     total, n_undef.size * batch, metric, int((n_undef > 0).sum()), n_undef.size)
-    cli_name = next((k for k, v in CLI_SITES.items() if v == kind), kind)
     return PatchResult(
         effects=mean.reshape(shape),
         axes=axes,
         index=index,
         labels=labels,
-        site=cli_name,
+        site=cli_site(kind),
         metric=metric,
         model=model_name or str(getattr(model.cfg, "model_name", "")),
         task=pairs.task,
