@@ -7,17 +7,26 @@ from typing import Any
 from interp._html import esc, table
 from interp.report.base import ReportContext, Section, grid_pass
 
-__all__ = ["accuracy_section", "patching_section"]
+__all__ = ["accuracy_sample", "accuracy_section", "patching_section"]
+
+
+def _large(model: Any) -> bool:
+    return int(model.cfg.n_layers) > 8
+
+
+def accuracy_sample(model: Any, ctx: ReportContext) -> bool:
+    """Whether the accuracy section samples 300 prompts per operator instead of taking the whole grid: on models
+    with more than 8 layers, and with ``--quick`` unless the circuit section's grid pass gives the whole grid for
+    free (it also samples when that pass does not apply, e.g. multi-token answers: the label is then optimistic)."""
+    return _large(model) or (ctx.quick and "circuit" not in ctx.plan)
 
 
 def accuracy_section(model: Any, ctx: ReportContext) -> Section:
     task = ctx.task()
-    large = int(model.cfg.n_layers) > 8
-    max_prompts = 300 if ctx.quick or large else None
-    if not large and "circuit" in ctx.plan and grid_pass(model, ctx):
-        # one pass over the grid gave every prompt's correctness and the circuit section's mean activations, so
-        # the whole grid's accuracy costs nothing more, also with --quick (a 300-prompt sample would not save time)
-        max_prompts = None
+    # one pass over the grid gives every prompt's correctness and the circuit section's mean activations, so the
+    # whole grid's accuracy costs nothing more, also with --quick (a 300-prompt sample would not save time)
+    shared = not _large(model) and "circuit" in ctx.plan and grid_pass(model, ctx)
+    max_prompts = 300 if accuracy_sample(model, ctx) or (ctx.quick and not shared) else None
     acc = task.accuracy(model, max_prompts=max_prompts)
     ctx.results["accuracy"] = acc
     rows = [[op, acc.n_total[op], acc.n_correct[op], f"{100 * acc.accuracy[op]:.1f}%"] for op in task.operators]

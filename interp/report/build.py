@@ -18,7 +18,7 @@ from interp._html import esc
 from interp._io import write_text_atomic
 from interp.errors import TaskError, UnknownNameError
 from interp.progress import Stages, load_timings, save_timings
-from interp.report.arith import accuracy_section, patching_section
+from interp.report.arith import accuracy_sample, accuracy_section, patching_section
 from interp.report.base import ReportContext, Section, default_task, render_html, single_token_numbers
 from interp.report.circuits import circuit_section
 from interp.report.custom import custom_section
@@ -124,11 +124,10 @@ def build_report(
     stages = Stages(len(sections), enabled=progress)
     known = load_timings()
     done = []
-    large = int(model.cfg.n_layers) > 8  # as accuracy_section: such models get a 300-prompt accuracy sample
     for fn in sections:
         name = fn.__name__.removesuffix("_section")
         key = f"report:{model_name}:{'quick' if quick else 'full'}:{name}"
-        sample = name == "accuracy" and (large or (quick and "circuit" not in ctx.plan))
+        sample = name == "accuracy" and accuracy_sample(model, ctx)
         label = STAGE_LABELS["accuracy_sample"] if sample else STAGE_LABELS.get(name, name)
         with stages.stage(label, estimate=known.get(key)):
             done.append(fn(model, ctx))
