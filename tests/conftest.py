@@ -33,15 +33,15 @@ def random_pairs(model, *, batch=6, seq=6, seed=0):
     return PromptPairs(clean, corrupt, r, r2, tuple(f"p{i}" for i in range(seq)), "random")
 
 
-def _xdist_workers(config) -> int:
-    n = getattr(config.option, "numprocesses", None)
-    return int(n) if isinstance(n, int) else 0
+def _xdist_workers() -> int:
+    """How many pytest-xdist workers run the tests (0 in a single process); set in each worker's environment."""
+    return int(os.environ.get("PYTEST_XDIST_WORKER_COUNT", "0") or 0)
 
 
 def pytest_configure(config):
     """Under pytest-xdist (``-n auto`` in pyproject) each worker gets its share of the cores for torch, and so do
     the notebook kernels it starts (OMP_NUM_THREADS is inherited): 2 workers on 2 cores do not oversubscribe."""
-    workers = int(os.environ.get("PYTEST_XDIST_WORKER_COUNT", "0") or 0)
+    workers = _xdist_workers()
     if workers > 1:
         share = max(1, (os.cpu_count() or 1) // workers)
         os.environ["OMP_NUM_THREADS"] = str(share)
@@ -78,9 +78,8 @@ def pytest_collection_modifyitems(config, items):
             return 2
         return 1 if "/integration/" in path or item.get_closest_marker("integration") else 0
 
-    # on an xdist worker numprocesses is None; the worker count comes in the environment
-    parallel = int(os.environ.get("PYTEST_XDIST_WORKER_COUNT", "0") or 0) > 1 or _xdist_workers(config) > 1
-    items.sort(key=(lambda it: -rank(it)) if parallel else rank)  # stable: the order within each group is kept
+    # stable: the order within each group is kept
+    items.sort(key=(lambda it: -rank(it)) if _xdist_workers() > 1 else rank)
 
 
 @pytest.fixture(autouse=True)
