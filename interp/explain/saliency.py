@@ -41,7 +41,7 @@ import torch
 from torch import Tensor
 
 from interp.errors import unknown
-from interp.explain._common import Encoded, ExplainError, encode_prompt, single_token
+from interp.explain._common import Encoded, ExplainError, check_context, encode_prompt, single_token
 from interp.metrics import METRICS, MetricContext, make_metric
 from interp.sites import EMBED, pattern_hook
 
@@ -360,10 +360,7 @@ def saliency(
     if metric is not None and metric not in SCORES:
         raise unknown("saliency metric", metric, SCORES)
     encoded = [encode_prompt(model, p, prepend_bos=prepend_bos, segment_names=segment_names) for p in prompts]
-    n_ctx = int(getattr(model.cfg, "n_ctx", 0) or 0)
-    for e in encoded:
-        if n_ctx and len(e.ids) > n_ctx:
-            raise ExplainError(f"a prompt has {len(e.ids)} tokens, more than the model's context of {n_ctx}")
+    check_context(model, [e.ids for e in encoded])
     nodes, weights = _nodes(int(steps), integration)
     tok = getattr(model, "tokenizer", None)
     bos_id = None if tok is None else tok.bos_token_id
