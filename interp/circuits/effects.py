@@ -41,7 +41,9 @@ class ComponentEffects:
     """Seed-averaged effects of heads ``[layer pos head]`` and MLPs ``[layer pos]`` with standard errors.
 
     ``heads``/``mlps`` are `PatchResult` whose ``effects`` are the mean over seeds and whose ``stderr`` combines the
-    per-seed standard errors over prompts, ``sqrt(sum_s se_s²) / n_seeds`` (treating seeds as independent).
+    per-seed standard errors over prompts, ``sqrt(sum_s se_s²) / n_seeds`` (treating seeds as independent; seeds
+    that drew identical pairs - a task whose pairs ignore the seed, e.g. IOI - are one sweep, run once and counted as
+    one dependent sample: ``meta["n_distinct_draws"]``).
     ``*_per_seed`` keep each seed's map. Rankings average over ``rank_positions`` (default: every position but BOS).
     """
 
@@ -180,9 +182,28 @@ def discovery_pairs(model: Any, task: Any, *, operator: str | None, n_per_op: in
     return pairs if operator is None else pairs.by_group()[operator]
 
 
-def _combine(results: list[PatchResult], seeds: Sequence[int], method: str) -> tuple[PatchResult, np.ndarray]:
+def _pairs_key(pairs: Any) -> bytes:
+    """What a patching sweep reads of ``pairs`` (tokens and answers), as bytes: equal keys, equal sweeps."""
+    import hashlib
+
+    h = hashlib.sha1()
+    for t in (pairs.clean_tokens, pairs.corrupt_tokens, pairs.clean_answers, pairs.corrupt_answers):
+        a = t.detach().cpu().contiguous()
+        h.update(str((a.dtype, tuple(a.shape))).encode())
+        h.update(a.numpy().tobytes())
+    return h.digest()
+
+
+def _combine(results: list[PatchResult], seeds: Sequence[int], method: str,
+             draws: Sequence[int] | None = None) -> tuple[PatchResult, np.ndarray]:
+    """Mean over seeds; the standard error treats *distinct* prompt draws as independent. ``draws[i]`` names seed
+    ``i``'s draw: seeds with the same draw (a task whose pairs do not depend on the seed, e.g. IOI) are one sample
+    counted ``c`` times, so the mean's error is ``sqrt(sum_g (c_g se_g)^2) / n_seeds`` (= ``se`` when every seed
+    drew the same pairs), not ``sqrt(n_seeds) se / n_seeds`` as for independent draws."""
     per_seed = np.stack([r.effects for r in results])
     se = np.stack([r.stderr if r.stderr is not None else np.zeros_like(r.effects) for r in results])
+    draws = list(range(len(results))) if draws is None else list(draws)
+    groups = {g: draws.count(g) * se[draws.index(g)] for g in dict.fromkeys(draws)}
     r0 = results[0]
     combined = PatchResult(
         effects=per_seed.mean(0),
@@ -195,11 +216,11 @@ def _combine(results: list[PatchResult], seeds: Sequence[int], method: str) -> t
         task=r0.task,
         direction=r0.direction,
         n_prompts=r0.n_prompts,
-        n_forward_passes=sum(r.n_forward_passes for r in results),
-        seconds=sum(r.seconds for r in results),
-        stderr=np.sqrt((se**2).sum(0)) / len(results),
+        n_forward_passes=sum(results[draws.index(g)].n_forward_passes for g in groups),
+        seconds=sum(results[draws.index(g)].seconds for g in groups),
+        stderr=np.sqrt(sum(x**2 for x in groups.values())) / len(results),
         baseline={k: float(np.mean([r.baseline.get(k, np.nan) for r in results])) for k in r0.baseline},
-        meta={"seeds": list(seeds), "method": method,
+        meta={"seeds": list(seeds), "method": method, "n_distinct_draws": len(groups),
               "n_undefined_total": sum(int(r.meta.get("n_undefined_total", 0)) for r in results)},
     )
     return combined, per_seed
@@ -233,9 +254,20 @@ def component_effects(
     seeds = tuple(int(s) for s in seeds)
     if not seeds:
         raise TaskError("no seeds given; pass at least one corrupt-sampling seed")
-    heads, mlps = [], []
+    heads: list[PatchResult] = []
+    mlps: list[PatchResult] = []
+    draws: list[int] = []
+    seen: dict[bytes, int] = {}
     for s in seeds:
         pairs = discovery_pairs(model, task, operator=operator, n_per_op=n_per_op, seed=s, corrupt_from=corrupt_from)
+        key = _pairs_key(pairs)
+        if key in seen:  # this seed drew the same pairs as an earlier one (IOI ignores the seed): same sweep
+            draws.append(seen[key])
+            heads.append(heads[seen[key]])
+            mlps.append(mlps[seen[key]])
+            continue
+        seen[key] = len(heads)
+        draws.append(len(heads))
         for site, out in (("heads", heads), ("mlps", mlps)):
             if method == "exact":
                 r = patch(model, pairs, site=site, positions=positions, metric=metric, max_rows=max_rows,
@@ -246,8 +278,8 @@ def component_effects(
                 r = attribution_patch(model, pairs, site=site, positions=positions, metric=metric,
                                       model_name=model_name)
             out.append(r)
-    h, h_seed = _combine(heads, seeds, method)
-    m, m_seed = _combine(mlps, seeds, method)
+    h, h_seed = _combine(heads, seeds, method, draws)
+    m, m_seed = _combine(mlps, seeds, method, draws)
     if rank_positions is None:
         labels = pairs.position_labels
         rank_positions = [p for p in h.index["pos"] if labels[p] != "BOS"] or list(h.index["pos"])
@@ -260,5 +292,6 @@ def component_effects(
         rank_positions=tuple(int(p) for p in rank_positions),
         operator=operator,
         method=method,
-        meta={"n_prompts": h.n_prompts, "metric": metric, "corrupt_from": corrupt_from},
+        meta={"n_prompts": h.n_prompts, "metric": metric, "corrupt_from": corrupt_from,
+              "n_distinct_draws": len(seen)},
     )

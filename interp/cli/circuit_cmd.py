@@ -57,7 +57,7 @@ def run(args: argparse.Namespace) -> int:
     import torch
 
     from interp._io import write_outputs
-    from interp.circuits.ablation import ABLATIONS, mean_cache
+    from interp.circuits.ablation import ABLATIONS, grid_pass, mean_cache
     from interp.circuits.search import find_circuit
     from interp.circuits.settings import SearchSettings
 
@@ -73,9 +73,13 @@ def run(args: argparse.Namespace) -> int:
     model = load(args)
     task = task_from_args(args)
     kw = dict(settings=settings, progress=progress_enabled(), model_name=args.model)
+    # arithmetic on its whole grid: one pass gives the mean cache and every prompt's correctness (no second pass
+    # over the grid to find correct prompts); other tasks, or a shrunken grid, build the mean cache on its own
+    mean = grid_pass(model, task) if args.operand_max is None else None
     seq_len = task.pairs(model, n_per_op=args.n_per_op, seed=args.seed, corrupt_from=args.corrupt_from).seq_len
-    with torch.inference_mode():
-        mean = mean_cache(model, task, operand_max=args.operand_max, seq_len=seq_len)
+    if mean is None or next(iter(mean.values())).shape[0] != seq_len:
+        with torch.inference_mode():
+            mean = mean_cache(model, task, operand_max=args.operand_max, seq_len=seq_len)
     pooled = find_circuit(model, task, mean=mean, **kw)
     out = pooled.to_dict()
     per_op = {}

@@ -75,45 +75,17 @@ def default_task(model: Any) -> tuple[str, dict[str, Any]]:
 
 
 def grid_pass(model: Any, ctx: ReportContext) -> bool:
-    """One forward pass over every string ``x op y=`` of all four operators (the mean-ablation grid of the circuit
-    section) that yields both the mean activations (``ctx.results["mean_cache"]``) and the greedy correctness of
-    every legal prompt (recorded on the shared task, so `accuracy` and `correct_prompts` run no model): the legal
-    prompts are a subset of those strings and, with single-token answers, correctness is the last position's argmax.
-
-    Returns False (and does nothing) where that does not hold: a task that is not an `ArithTask` (IOI, induction,
-    your own tasks have their own mean-ablation sets), multi-token answers, or prompts that are not among the strings.
-    """
+    """The report's shared grid pass (`interp.circuits.ablation.grid_pass`): the mean cache of the circuit section
+    (``ctx.results["mean_cache"]``) and the greedy correctness of every legal prompt, recorded on the shared task,
+    from one forward pass over the grid. Returns False (and does nothing) where it does not apply."""
     if "mean_cache" in ctx.results:
         return True
-    import torch
+    from interp.circuits.ablation import grid_pass as shared
 
-    from interp.circuits.ablation import mean_cache, mean_cache_tokens
-
-    task = ctx.task()
-    from interp.tasks.arith import ArithTask
-
-    # the arithmetic task's reference set is the balanced grid; any other task (IOI, your own) has its own
-    if not isinstance(task, ArithTask) or not hasattr(task, "record_correctness"):
+    mean = shared(model, ctx.task())
+    if mean is None:
         return False
-    tokens = mean_cache_tokens(task, model)
-    prompts = {op: task.prompts(model, op) for op in task.operators}
-    row = {tuple(t): i for i, t in enumerate(tokens.tolist())}
-    where = {}
-    for op, ps in prompts.items():
-        idx = [row.get(p.tokens) for p in ps]
-        if any(i is None for i in idx) or any(len(p.answer_tokens) != 1 for p in ps):
-            return False
-        where[op] = idx
-    pred = torch.empty(tokens.shape[0], dtype=torch.long)
-
-    def keep(start: int, last: Any) -> None:
-        pred[start : start + last.shape[0]] = last.argmax(-1)
-
-    with torch.inference_mode():
-        ctx.results["mean_cache"] = mean_cache(model, task, tokens=tokens, on_logits=keep)
-    for op, ps in prompts.items():
-        got = pred[torch.tensor(where[op])].tolist()
-        task.record_correctness(model, op, [g == p.answer_tokens[0] for g, p in zip(got, ps)])
+    ctx.results["mean_cache"] = mean
     return True
 
 

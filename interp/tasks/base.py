@@ -100,15 +100,41 @@ def get_tokenizer(model: Any) -> Any:
     return tok
 
 
+def _backend(tokenizer: Any) -> Any:
+    """The `tokenizers.Tokenizer` behind a fast HF tokenizer when calling it directly gives what ``tokenizer(texts,
+    add_special_tokens=False)`` gives (no padding or truncation set on it); else None. ~5x faster on 40,000 short
+    strings: the wrapper's per-call conversion dominates there."""
+    be = getattr(tokenizer, "backend_tokenizer", None)
+    if be is None or not hasattr(be, "encode_batch"):
+        return None
+    try:
+        if be.truncation is not None or be.padding is not None:
+            return None
+    except AttributeError:
+        return None
+    return be
+
+
 def encode(tokenizer: Any, texts: Sequence[str], *, prepend_bos: bool,
            offsets: bool = True) -> tuple[list[list[int]], list[list[tuple]]]:
     """Token ids and character offsets of ``texts``, with BOS prepended explicitly (never implicitly).
 
     ``offsets=False`` skips the offsets (returned as empty lists): about 7x faster on a fast tokenizer, for callers
     that need the ids only."""
-    enc = tokenizer(list(texts), add_special_tokens=False, return_offsets_mapping=offsets)
-    ids = enc["input_ids"]
-    offs = enc["offset_mapping"] if offsets else [[] for _ in ids]
+    texts = list(texts)
+    backend = _backend(tokenizer)
+    if backend is not None:  # the fast tokenizer's own batch encoder: what tokenizer(...) calls, without its wrapping
+        if offsets or not hasattr(backend, "encode_batch_fast"):
+            enc = backend.encode_batch(texts, add_special_tokens=False)
+            ids = [e.ids for e in enc]
+            offs = [e.offsets for e in enc] if offsets else [[] for _ in ids]
+        else:
+            ids = [e.ids for e in backend.encode_batch_fast(texts, add_special_tokens=False)]
+            offs = [[] for _ in ids]
+    else:
+        enc = tokenizer(texts, add_special_tokens=False, return_offsets_mapping=offsets)
+        ids = enc["input_ids"]
+        offs = enc["offset_mapping"] if offsets else [[] for _ in ids]
     if prepend_bos:
         bos = tokenizer.bos_token_id
         if bos is None:

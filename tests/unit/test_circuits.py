@@ -77,6 +77,36 @@ def test_component_effects(toy, task):
     assert eff.plot().data
 
 
+def test_seeds_with_identical_pairs_run_once_and_count_as_one_sample(toy, task, monkeypatch):
+    """A task whose pairs ignore the seed (IOI) gives every seed the same sweep: it runs once, and the standard error
+    is that of one sample (not divided by sqrt(n_seeds) as for independent draws)."""
+    import interp.circuits.effects as effects_mod
+
+    calls = []
+    real = effects_mod.patch
+
+    def counting(*a, **k):
+        calls.append(k.get("site"))
+        return real(*a, **k)
+
+    monkeypatch.setattr(effects_mod, "patch", counting)
+    one = component_effects(toy, task, operator="-", seeds=(42,), n_per_op=N)
+    assert len(calls) == 2
+    fixed = types.SimpleNamespace(name=task.name, operators=task.operators,
+                                  pairs=lambda model, **kw: task.pairs(model, **{**kw, "seed": 42}))
+    same = component_effects(toy, fixed, operator="-", seeds=(1, 2, 3), n_per_op=N)
+    assert len(calls) == 4  # one heads and one MLP sweep for three seeds
+    np.testing.assert_allclose(same.heads.effects, one.heads.effects, rtol=1e-12, atol=1e-15)
+    np.testing.assert_allclose(same.heads.stderr, one.heads.stderr, rtol=1e-12)
+    np.testing.assert_allclose(same.mlps.stderr, one.mlps.stderr, rtol=1e-12)
+    assert same.meta["n_distinct_draws"] == 1 and same.heads_per_seed.shape[0] == 3
+    two = component_effects(toy, task, operator="-", seeds=(42, 412), n_per_op=N)  # distinct draws: independent
+    se = np.stack([component_effects(toy, task, operator="-", seeds=(s,), n_per_op=N).heads.stderr
+                   for s in (42, 412)])
+    np.testing.assert_allclose(two.heads.stderr, np.sqrt((se**2).sum(0)) / 2, rtol=1e-12)
+    assert two.meta["n_distinct_draws"] == 2
+
+
 def test_sweep_is_nested_and_chooses_first_crossing(circuit):
     c = circuit
     curve = c.curve
