@@ -249,9 +249,13 @@ def _result(ev: FaithfulnessEvaluator, spec: CircuitSpec, nl_c: Tensor) -> Faith
 
 
 def iter_scores(evaluator: FaithfulnessEvaluator, circuits: Iterable[Any], *, max_memory: int | float | str = "auto",
-                max_rows: int | str | None = "auto") -> Iterator[FaithfulnessResult]:
+                max_rows: int | str | None = "auto", engine: bool = True) -> Iterator[FaithfulnessResult]:
     """Lazily score ``circuits`` on ``evaluator``'s prompts, many per pass; one per pass on backends without hooks
-    (an nnsight model)."""
+    (an nnsight model).
+
+    ``engine=True`` (default) runs the passes on the cone engine's explicit forward where it supports the model,
+    computing each layer once per distinct ablation state (`interp.circuits.shared_forward`: about half the work
+    for the sweep's nested circuits); otherwise, or with ``engine=False``, hooked bridge passes."""
     from interp.backends import is_nnsight_model
 
     if is_nnsight_model(evaluator.model):
@@ -259,11 +263,18 @@ def iter_scores(evaluator: FaithfulnessEvaluator, circuits: Iterable[Any], *, ma
             s = CircuitSpec.of(c)
             yield evaluator.score(keep_heads=s.keep_heads, keep_mlps=s.keep_mlps, keep_neurons=s.keep_neurons)
         return
+    if engine:
+        from interp.circuits.shared_forward import shared_iter_scores
+
+        shared = shared_iter_scores(evaluator, circuits, max_memory=max_memory, max_rows=max_rows)
+        if shared is not None:
+            yield from shared
+            return
     yield from BatchedFaithfulness(evaluator, max_memory=max_memory, max_rows=max_rows).iter_scores(circuits)
 
 
 def score_circuits(evaluator: FaithfulnessEvaluator, circuits: Iterable[Any], *,
-                   max_memory: int | float | str = "auto", max_rows: int | str | None = "auto",
+                   max_memory: int | float | str = "auto", max_rows: int | str | None = "auto", engine: bool = True,
                    ) -> list[FaithfulnessResult]:
     """`FaithfulnessResult` of every circuit (same values as ``evaluator.score`` one by one), many per pass."""
-    return list(iter_scores(evaluator, circuits, max_memory=max_memory, max_rows=max_rows))
+    return list(iter_scores(evaluator, circuits, max_memory=max_memory, max_rows=max_rows, engine=engine))

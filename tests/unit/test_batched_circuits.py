@@ -35,13 +35,14 @@ def _kw(c):
     return c if isinstance(c, dict) else {"keep_heads": c[0], "keep_mlps": c[1]}
 
 
+@pytest.mark.parametrize("engine", [False, True], ids=["hooked", "shared-forward"])
 @pytest.mark.parametrize("ablation", ["mean", "zero", "resample"])
 @pytest.mark.parametrize("max_rows", [None, 3, 14])  # all in one pass, prompts split, two circuits per pass
-def test_batched_equals_one_circuit_per_pass(tiny, setup, ablation, max_rows):
+def test_batched_equals_one_circuit_per_pass(tiny, setup, ablation, max_rows, engine):
     pairs, mean = setup
     ev = FaithfulnessEvaluator(tiny, pairs.clean_tokens, pairs.clean_answers, ablation=ablation, mean=mean,
                                resample_tokens=pairs.corrupt_tokens)
-    got = score_circuits(ev, CIRCUITS, max_rows=max_rows)
+    got = score_circuits(ev, CIRCUITS, max_rows=max_rows, engine=engine)
     for c, r in zip(CIRCUITS, got, strict=True):
         ref = ev.score(**_kw(c))
         np.testing.assert_allclose(r.nl_circuit, ref.nl_circuit, rtol=1e-6, atol=1e-7)
@@ -77,3 +78,58 @@ def test_sweep_curve_equals_one_circuit_per_pass(tiny, setup):
     assert [r["added"] for r in curve] == [None, "L1H2", "L0H3", "MLP0", "L2H1", "MLP2"]
     stopped = sweep(ev, order, base_mlps=[1], target=-10.0, stop_at_target=True)
     assert len(stopped) == 1
+
+
+def _nested(model, n=None):
+    """The sweep's circuits: heads added one at a time in a fixed shuffled order, all MLPs kept."""
+    n_l, n_h = int(model.cfg.n_layers), int(model.cfg.n_heads)
+    order = [(l, h) for l in range(n_l) for h in range(n_h)]
+    order = [order[i] for i in torch.randperm(len(order), generator=torch.Generator().manual_seed(3)).tolist()]
+    return [(order[:k], list(range(n_l))) for k in range((n or len(order)) + 1)]
+
+
+@pytest.mark.parametrize("arch", ["ln", "llama-like"])
+@pytest.mark.parametrize("ablation", ["mean", "resample"])
+def test_shared_forward_equals_hooked_passes_and_shares_layers(arch, ablation):
+    from conftest import tiny_bridge
+
+    from interp.circuits.ablation import mean_cache
+    from interp.circuits.shared_forward import SharedForwardScorer, engine_for
+
+    kw = {} if arch == "ln" else dict(normalization_type="RMS", positional_embedding_type="rotary", gated_mlp=True,
+                                      act_fn="silu", n_key_value_heads=2)
+    model = tiny_bridge(n_layers=3, **kw)
+    pairs = random_pairs(model, batch=5, seq=6, seed=4)
+    mean = mean_cache(model, None, tokens=random_pairs(model, batch=20, seq=6, seed=9).clean_tokens)
+    ev = FaithfulnessEvaluator(model, pairs.clean_tokens, pairs.clean_answers, ablation=ablation, mean=mean,
+                               resample_tokens=pairs.corrupt_tokens)
+    circuits = _nested(model)
+    ref = score_circuits(ev, circuits, engine=False)
+    scorer = SharedForwardScorer(ev, engine_for(ev))
+    got = list(scorer.nl_chunks(circuits))
+    for r, nl in zip(ref, got, strict=True):
+        scale = float(np.abs(r.nl_circuit).max())
+        assert float(np.abs(nl.numpy() - r.nl_circuit).max()) <= 1e-5 * scale
+    # nested circuits share their early layers: well under one pass per circuit
+    assert scorer.stats["layer_rows"] < 0.75 * scorer.stats["layer_rows_unshared"]
+    # a budget for one circuit at a time: groups of one, nothing shared, same numbers
+    small = SharedForwardScorer(ev, engine_for(ev), max_memory=row_bytes(model, 6) * 5)
+    small._group_size = lambda: 1
+    for a, b in zip(got, small.nl_chunks(circuits), strict=True):
+        np.testing.assert_allclose(a.numpy(), b.numpy(), rtol=1e-6, atol=1e-6)
+    assert small.stats["layer_rows"] == small.stats["layer_rows_unshared"]
+
+
+def test_shared_forward_falls_back_to_hooks_when_the_engine_cannot_run(tiny, setup):
+    from interp.circuits.shared_forward import shared_iter_scores
+
+    pairs, mean = setup
+    ev = FaithfulnessEvaluator(tiny, pairs.clean_tokens, pairs.clean_answers, ablation="mean", mean=mean)
+    tiny.blocks[0].hook_resid_pre.add_hook(lambda act, hook: act)
+    try:
+        assert shared_iter_scores(ev, CIRCUITS) is None
+        got = score_circuits(ev, CIRCUITS)  # hooked passes, the attached hook included
+    finally:
+        tiny.reset_hooks()
+    for c, r in zip(CIRCUITS, got, strict=True):
+        assert r.faithfulness == pytest.approx(ev.score(**_kw(c)).faithfulness, abs=1e-6)

@@ -257,12 +257,14 @@ class ConeEngine:
 
     # ---------------------------------------------------------------------------- the explicit forward
     def layer(self, layer: int, x: Tensor, p: int, n_var: int, *, last: bool, stats: EngineStats | None = None,
-              taps: dict[str, Tensor] | None = None) -> Tensor:
+              taps: dict[str, Tensor] | None = None, edit: Any = None) -> Tensor:
         """Layer ``layer`` on suffix positions ``p..S-1`` of ``N = n_var*B`` rows (variant-major) ``x`` [N T d].
 
         Positions ``< p`` enter attention from the base key/value cache. With ``last`` only the last position's
         output is computed (returns [N 1 d]). ``taps`` (a dict) receives k, v, z, attn_out, resid_mid, post,
-        mlp_out.
+        mlp_out. ``edit(name, value)``, when given, replaces ``z`` ([N T head d_head], before the output
+        projection) and ``post`` ([N T d_mlp], before the MLP's output projection), as a hook on ``hook_z`` /
+        ``hook_post`` would (circuit ablation).
         """
         blk = self.blocks[layer]
         x = self.placement.to(x, layer)  # activations follow each block's device
@@ -301,6 +303,8 @@ class ConeEngine:
             zp = _rows_matmul(pp.reshape(b, self.n_heads, -1, p), vp).view(b, self.n_heads, n_var, tq, dh)
             z = z + zp.permute(2, 0, 1, 3, 4).reshape(n, self.n_heads, tq, dh)
         z = z.transpose(1, 2).reshape(n, tq, self.n_heads * dh)  # [N tq head*dh]
+        if edit is not None:
+            z = edit("z", z.view(n, tq, self.n_heads, dh)).reshape(n, tq, self.n_heads * dh)
         attn_out = F.linear(z, blk.wo, blk.bo)
         mid = (x[:, t - tq :] if tq < t else x) + attn_out
         if taps is not None:
@@ -310,6 +314,8 @@ class ConeEngine:
         if blk.ln2 is None:
             return mid
         post = blk.post(blk.ln2(mid))
+        if edit is not None:
+            post = edit("post", post)
         mlp_out = F.linear(post, blk.w_out, blk.b_out)
         if taps is not None:
             taps["post"], taps["mlp_out"] = post, mlp_out
