@@ -20,6 +20,9 @@ def _add_edge_args(p: argparse.ArgumentParser, *, with_method: bool = True) -> N
         p.add_argument("--method", default="eap-ig-inputs", choices=METHODS,
                        help="edge scoring (default eap-ig-inputs)")
     p.add_argument("--ig-steps", type=positive_int, default=5, help="integrated-gradient steps of eap-ig-* (default 5)")
+    p.add_argument("--ig-rule", default="right", choices=("right", "left"),
+                   help="interpolation points of eap-ig-*: right = k/m, k=1..m (the paper, default); left = "
+                        "k=0..m-1 (the EAP-IG/MIB code)")
     p.add_argument("--ablation", default="counterfactual", choices=EDGE_ABLATIONS,
                    help="what an ablated edge carries: corrupt output (default, MIB), mean, zero")
     p.add_argument("--edge-metric", default="logit_diff", choices=EDGE_METRICS,
@@ -69,7 +72,7 @@ def run(args: argparse.Namespace) -> int:
     model = load(args)
     task = parse_task(args.task)
     pairs = resolve_pairs(model, task, n=args.n)
-    sc = edge_scores(model, pairs, args.method, ig_steps=args.ig_steps, ablation=args.ablation,
+    sc = edge_scores(model, pairs, args.method, ig_steps=args.ig_steps, ig_rule=args.ig_rule, ablation=args.ablation,
                      metric=args.edge_metric, batch_size=args.batch_size, task_name=args.task)
     figs = [sc.plot()]
     circ = None
@@ -118,6 +121,8 @@ def add_circuit_level_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--edge-method", default="eap-ig-inputs", choices=METHODS, help="edge scoring for --level edges")
     p.add_argument("--select", default="topn", choices=SELECTIONS, help="edge selection for --level edges")
     p.add_argument("--ig-steps", type=positive_int, default=5, help="integrated-gradient steps (--level edges)")
+    p.add_argument("--ig-rule", default="right", choices=("right", "left"),
+                   help="--level edges: interpolation points, right (the paper, default) or left (the EAP-IG/MIB code)")
     p.add_argument("--edge-metric", default="logit_diff", help="metric for --level edges (default logit_diff)")
     p.add_argument("--mib", default=None, help="--level edges: also write the MIB-format file")
 
@@ -133,7 +138,7 @@ def run_circuit_level_edges(args: argparse.Namespace) -> int:
     model = load(args)
     task = parse_task(args.task)
     disc = _resolve_disc(model, task, args)
-    sc = edge_scores(model, disc, args.edge_method, ig_steps=args.ig_steps, ablation=ablation,
+    sc = edge_scores(model, disc, args.edge_method, ig_steps=args.ig_steps, ig_rule=args.ig_rule, ablation=ablation,
                      metric=args.edge_metric, task_name=args.task)
     ev = EdgeEvaluator(model, _evaluation_pairs(model, task, args.n_eval), ablation=ablation, metric=args.edge_metric)
     circ = find_edge_circuit(ev, sc, target=args.target, selection=args.select)

@@ -183,6 +183,8 @@ CASES: list[tuple[str, list[str], str]] = [
     # ---------------------------------------------------------------- edges and explain
     ("edges ig-steps 0", ["edges", *P, *OUT, "--ig-steps", "0"],
      r"argument --ig-steps: must be an integer >= 1; got '0'"),
+    ("edges ig-rule bad", ["edges", *P, *OUT, "--ig-rule", "middle"],
+     r"argument --ig-rule: invalid choice: 'middle' \(choose from '?right'?, '?left'?\)"),
     ("edges batch-size 0", ["edges", *P, *OUT, "--batch-size", "0"],
      r"argument --batch-size: must be an integer >= 1; got '0'"),
     ("edges top-n negative", ["edges", *P, *OUT, "--top-n", "-1"],

@@ -126,6 +126,24 @@ def test_ig_with_one_step_equals_eap(model, pairs, eap):
     assert not np.allclose(five.scores, eap.scores, atol=1e-6)  # interpolation changes the gradient
 
 
+def test_ig_rules_are_the_papers_and_the_codes_interpolation_points(model, pairs, eap):
+    """right: alpha = k/m, k=1..m (the paper); left: k=0..m-1 (the EAP-IG/MIB code). Scores are means of per-alpha
+    gradients, so 2 L(2) - L(1) = g(1/2) = 2 R(2) - R(1), and R(1) = g(1) = EAP while L(1) = g(0) (ablated input)."""
+    from interp.circuits.edges.scores import ig_alphas
+
+    assert ig_alphas(4) == [0.25, 0.5, 0.75, 1.0] and ig_alphas(4, "left") == [0.0, 0.25, 0.5, 0.75]
+    sc = {(m, r): edge_scores(model, pairs, "eap-ig-inputs", ig_steps=m, ig_rule=r).scores
+          for m in (1, 2) for r in ("right", "left")}
+    np.testing.assert_allclose(sc[(1, "right")], eap.scores, atol=1e-10, rtol=0)
+    assert not np.allclose(sc[(1, "left")], eap.scores, atol=1e-6)
+    np.testing.assert_allclose(2 * sc[(2, "left")] - sc[(1, "left")], 2 * sc[(2, "right")] - sc[(1, "right")],
+                               atol=1e-9, rtol=1e-7)
+    r = edge_scores(model, pairs, "eap-ig-inputs", ig_steps=2, ig_rule="left")
+    assert r.meta["ig_rule"] == "left"
+    with pytest.raises(KeyError, match="right"):
+        edge_scores(model, pairs, "eap-ig-inputs", ig_rule="middle")
+
+
 def test_faithfulness_of_node_set_equals_node_evaluator(model, pairs):
     from interp.circuits import faithfulness, mean_cache
 

@@ -7,8 +7,10 @@ sender's ablation value ``A_s`` instead of its clean output ``O_s``), averaged o
 * ``eap`` (Syed et al. 2023): ``(A_s - O_s) . d metric / d input_r``, the gradient taken on the clean run, summed
   over positions - one forward and one backward pass per chunk of prompts;
 * ``eap-ig-inputs`` (Hanna et al. 2024): the gradient averaged over ``ig_steps`` runs whose input embeddings are
-  interpolated from the ablated input to the clean one, ``alpha = k / ig_steps`` for ``k = 1..ig_steps`` (the
-  paper's right Riemann sum, so ``ig_steps=1`` is exactly ``eap``; MIB's code uses ``k = 0..ig_steps-1``);
+  interpolated from the ablated input to the clean one, ``alpha = k / ig_steps``. Paper and code differ on the
+  points: the paper's Eq. sums ``k = 1..ig_steps`` (a right Riemann sum: ``ig_steps=1`` is exactly ``eap``), the
+  EAP-IG/MIB code ``k = 0..ig_steps-1`` (a left sum: it includes the fully ablated input, never the clean one).
+  ``ig_rule="right"`` (default, the paper) or ``"left"`` (the code) chooses;
 * ``eap-ig-activations``: for the senders of one group (the input, the heads of one layer, one MLP) the gradient
   is averaged over ``ig_steps`` runs in which that group's outputs are interpolated (same ``alpha``) and everything
   else is clean; ``(2 n_layers + 1) ig_steps`` passes. (MIB's code averages the gradients of all groups' runs for
@@ -33,18 +35,28 @@ from interp.circuits.edges.prep import Batch, check_ablation, check_metric, prep
 from interp.circuits.edges.result import EdgeScores
 from interp.errors import unknown
 
-__all__ = ["METHODS", "edge_scores", "gradient_scores"]
+__all__ = ["METHODS", "IG_RULES", "edge_scores", "gradient_scores", "ig_alphas"]
 
 log = logging.getLogger(__name__)
 
 METHODS: tuple[str, ...] = ("eap", "eap-ig-inputs", "eap-ig-activations", "exact")
+IG_RULES: tuple[str, ...] = ("right", "left")
 
 
-def check_method(method: str, ig_steps: int) -> None:
+def check_method(method: str, ig_steps: int, ig_rule: str = "right") -> None:
     if method not in METHODS:
         raise unknown("edge method", method, METHODS)
     if not isinstance(ig_steps, int | np.integer) or isinstance(ig_steps, bool) or ig_steps < 1:
         raise EdgeError(f"ig_steps must be an integer >= 1 (the number of interpolation steps); got {ig_steps!r}")
+    if ig_rule not in IG_RULES:
+        raise unknown("ig_rule (interpolation points: right = k/m for k=1..m as the paper, left = k=0..m-1 as "
+                      "the EAP-IG/MIB code)", ig_rule, IG_RULES)
+
+
+def ig_alphas(steps: int, rule: str = "right") -> list[float]:
+    """Interpolation points ``alpha`` (0 = ablated, 1 = clean) of ``steps`` integrated-gradient runs."""
+    ks = range(1, steps + 1) if rule == "right" else range(0, steps)
+    return [k / steps for k in ks]
 
 
 def _accumulate(ef: EdgeForward, out: Tensor, run: Any, metric: Any, delta: Tensor, rows: slice | None) -> None:
@@ -74,18 +86,19 @@ def _accumulate(ef: EdgeForward, out: Tensor, run: Any, metric: Any, delta: Tens
                 "bnd,bd->n", delta[:, -1, lo:hi].double(), gr[:, 0].double())
 
 
-def gradient_scores(ef: EdgeForward, batches: list[Batch], metric: str, method: str, ig_steps: int) -> Tensor:
+def gradient_scores(ef: EdgeForward, batches: list[Batch], metric: str, method: str, ig_steps: int,
+                    ig_rule: str = "right") -> Tensor:
     """[n_senders n_receivers] float64 scores of a gradient method, averaged over prompts (and steps)."""
     g = ef.graph
     out = torch.zeros(len(g.senders), len(g.receivers), dtype=torch.float64)
     steps = 1 if method == "eap" else ig_steps
+    alphas = [1.0] if method == "eap" else ig_alphas(steps, ig_rule)
     for b in batches:
         delta = (b.values - b.outputs).detach()
         m = b.metric(metric)
         with torch.enable_grad():
             if method in ("eap", "eap-ig-inputs"):
-                for k in range(1, steps + 1):
-                    a = k / steps
+                for a in alphas:
                     over = {}
                     if a != 1.0:
                         over[("input", 0)] = b.values[:, :, 0] + a * (b.outputs[:, :, 0] - b.values[:, :, 0])
@@ -97,8 +110,7 @@ def gradient_scores(ef: EdgeForward, batches: list[Batch], metric: str, method: 
                     groups += [(("attn", layer), slice(s0, s0 + ef.n_heads)),
                                (("mlp", layer), slice(s0 + ef.n_heads, s0 + ef.n_heads + 1))]
                 for key, rows in groups:
-                    for k in range(1, steps + 1):
-                        a = k / steps
+                    for a in alphas:
                         over = {}
                         if a != 1.0:
                             v, o = b.values[:, :, rows], b.outputs[:, :, rows]
@@ -115,6 +127,7 @@ def edge_scores(
     method: str = "eap-ig-inputs",
     *,
     ig_steps: int = 5,
+    ig_rule: str = "right",
     ablation: str = "counterfactual",
     metric: str = "logit_diff",
     n: int | None = None,
@@ -127,9 +140,11 @@ def edge_scores(
     """Score every edge of ``model``'s graph on prompt pairs (or a task / task spec, ``n`` pairs per group).
 
     ``method`` in `METHODS`, ``ablation`` in counterfactual/mean/zero, ``metric`` a name of
-    `interp.circuits.edges.prep.EDGE_METRICS`. Returns `EdgeScores` (one float per edge, MIB's order and names).
+    `interp.circuits.edges.prep.EDGE_METRICS`. ``ig_rule`` picks the interpolation points of ``eap-ig-*``
+    (`ig_alphas`: ``"right"`` the paper's, ``"left"`` the EAP-IG/MIB code's). Returns `EdgeScores` (one float per
+    edge, MIB's order and names).
     """
-    check_method(method, ig_steps)
+    check_method(method, ig_steps, ig_rule)
     check_ablation(ablation)
     check_metric(metric)
     t0 = time.perf_counter()
@@ -149,7 +164,7 @@ def edge_scores(
     if method == "exact":
         values, cost = exact_edge_effects(ef, batches, metric, max_rows=max_rows)
     else:
-        mat = gradient_scores(ef, batches, metric, method, ig_steps)
+        mat = gradient_scores(ef, batches, metric, method, ig_steps, ig_rule)
         s, r = g.edge_index
         values = mat.numpy()[s, r]
         cost = {"passes": ef.passes - p0}
@@ -162,5 +177,6 @@ def edge_scores(
         task=task_name or str(getattr(pairs, "task", "")), n_prompts=pairs.n,
         seconds=time.perf_counter() - t0,
         meta={"passes": int(cost.get("passes", 0)), "setup_passes": int(p0), "n_nonfinite": bad,
+              **({"ig_rule": ig_rule} if method.startswith("eap-ig") else {}),
               **{k: v for k, v in cost.items() if k != "passes"}},
     )
