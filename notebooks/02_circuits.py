@@ -126,7 +126,11 @@ plot_curves(circuits)
 #
 # The sweep scores one candidate per added head. `interp.circuits.batched.score_circuits` stacks candidates on the
 # batch axis with a keep mask per row (as many as fit the memory budget, `max_memory`), and gives the same numbers
-# as scoring them one per pass; `find_circuit`'s sweep uses it. Here the first six prefixes of the ranking:
+# as scoring them one per pass; `find_circuit`'s sweep uses it. Where the cone engine supports the model it runs
+# these passes on the engine's explicit forward and computes each layer once per *distinct* ablation state
+# (`interp.circuits.shared_forward`): the sweep's candidates are nested, so candidate `k+1` repeats candidate `k`'s
+# computation up to the layer of the head it adds, and that part is computed once. `engine=False` runs hooked
+# passes instead. Here the first six prefixes of the ranking, scored all three ways:
 
 # %%
 from interp.circuits.batched import score_circuits  # noqa: E402
@@ -135,11 +139,22 @@ from interp.circuits.faithfulness import FaithfulnessEvaluator  # noqa: E402
 evaluator = FaithfulnessEvaluator(model, ev.clean_tokens, ev.clean_answers, ablation="mean", mean=mean)
 ranking = eff.head_ranking()
 candidates = [(ranking[:k], range(4)) for k in range(1, 7)]
-batched = score_circuits(evaluator, candidates)
+batched = score_circuits(evaluator, candidates)  # shared layers on the engine
+hooked = score_circuits(evaluator, candidates, engine=False)  # stacked hooked passes
 one_by_one = [evaluator.score(keep_heads=h, keep_mlps=m) for h, m in candidates]
-for k, (b, o) in enumerate(zip(batched, one_by_one), 1):
-    print(f"top {k} heads: batched F = {b.faithfulness:.6f}   one per pass F = {o.faithfulness:.6f}")
-assert all(abs(b.faithfulness - o.faithfulness) < 1e-5 for b, o in zip(batched, one_by_one))
+for k, (b, h, o) in enumerate(zip(batched, hooked, one_by_one), 1):
+    print(f"top {k} heads: shared F = {b.faithfulness:.6f}   hooked F = {h.faithfulness:.6f}   "
+          f"one per pass F = {o.faithfulness:.6f}")
+assert all(abs(b.faithfulness - o.faithfulness) < 1e-5 and abs(h.faithfulness - o.faithfulness) < 1e-5
+           for b, h, o in zip(batched, hooked, one_by_one))
+
+from interp.circuits.shared_forward import SharedForwardScorer, engine_for  # noqa: E402
+
+scorer = SharedForwardScorer(evaluator, engine_for(evaluator))
+_ = list(scorer.nl_chunks([(ranking[:k], range(4)) for k in range(len(ranking) + 1)]))  # the whole sweep
+print(f"whole sweep: {scorer.stats['layer_rows']:,} layer-rows computed instead of "
+      f"{scorer.stats['layer_rows_unshared']:,} (one pass per candidate)")
+assert scorer.stats["layer_rows"] < scorer.stats["layer_rows_unshared"]
 
 # %% [markdown]
 # ## Why the ablation choice matters

@@ -80,6 +80,21 @@ for i in worst:
 assert rho["eap-ig-inputs"] > rho["eap"]  # integrated gradients track exact patching better than plain EAP
 
 # %% [markdown]
+# ### The interpolation points: the paper's or the code's
+#
+# EAP-IG averages the gradient at `m` points between the ablated input (alpha = 0) and the clean one (alpha = 1).
+# The paper sums `k/m` for `k = 1..m` (a right Riemann sum: with `m = 1` it is plain EAP); the EAP-IG/MIB code
+# sums `k = 0..m-1` (a left sum: it includes the fully ablated input and never the clean one). `ig_rule` chooses
+# (`"right"`, the default, or `"left"`; CLI `--ig-rule`). Both estimate the same integral; how close each gets to
+# exact patching is a property of the model:
+
+# %%
+left = edge_scores(model, disc, "eap-ig-inputs", ig_rule="left")
+rho_left = spearman(left.scores, exact)
+print(f"Spearman vs exact: right (paper) {rho['eap-ig-inputs']:.3f}   left (MIB code) {rho_left:.3f}")
+assert left.meta["ig_rule"] == "left" and not np.allclose(left.scores, scores["eap-ig-inputs"].scores)
+
+# %% [markdown]
 # ## CPR and CMD on held-out prompts
 
 # %%

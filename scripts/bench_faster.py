@@ -11,7 +11,8 @@ difference between the two results, and peak memory):
   (`engine="full"`, one full pass per sender) vs a TransformerLens-style reference written here with plain hooks;
   the hooked sides run on a subset of sender layers (the ``scope`` column), the cone on the same subset and on all
   270 senders;
-* path patching through receiver heads (three late heads, Wang et al.'s three steps): cone vs hooked (two passes per
+* path patching through receiver heads (three late heads, and the three name movers: the heads with the largest
+  direct effect on the logits; Wang et al.'s three steps): cone vs hooked (two passes per
   sender);
 * all-position head patching (``positions="together"``) vs TransformerLens's `get_act_patch_attn_head_out_all_pos`
   (`generic_activation_patch` with the same setter, restricted to the same layers);
@@ -78,8 +79,8 @@ def _row(name: str, scope: str, ref: str, t_ref: float, t_new: float, diff: floa
     return row
 
 
-def smol_cases(n_pairs: int, layers: list[int], recv_layers: list[int], receivers: str, max_memory: str
-               ) -> list[dict[str, Any]]:
+def smol_cases(n_pairs: int, layers: list[int], recv_layers: list[int], receivers: str, max_memory: str,
+               name_movers: int = 3) -> list[dict[str, Any]]:
     import transformer_lens.patching as tlp
 
     from interp.metrics import MetricContext, make_metric
@@ -114,14 +115,23 @@ def smol_cases(n_pairs: int, layers: list[int], recv_layers: list[int], receiver
                      extra["full_270_extrapolated_seconds"], t_all, float("nan"), scale, peak_all,
                      {"prompts": pairs.n}))
     # -- path patching through receiver heads
-    rscope = f"{len(recv_layers) * n_heads} senders -> {receivers}"
-    rc, t_rc, peak_rc = _timed(lambda: path_patch(model, pairs, receivers=receivers, layers=recv_layers,
-                                                  engine="cone", **kw))
-    rf, t_rf, _ = _timed(lambda: path_patch(model, pairs, receivers=receivers, layers=recv_layers, engine="full",
-                                            **kw))
-    rows.append(_row("path -> receiver heads (SmolLM2 IOI)", rscope, "today's path_patch (hooks)", t_rf, t_rc,
-                     float(np.abs(rc.effects - rf.effects).max()), float(np.abs(rf.effects).max()), peak_rc,
-                     {"prompts": pairs.n, "peak_bytes_estimate": rc.meta.get("peak_bytes_estimate")}))
+    cases = [("path -> receiver heads (SmolLM2 IOI)", receivers)]
+    if name_movers:  # Wang et al.'s name movers: the heads with the largest direct effect on the logits
+        eff = np.abs(cone_all.effects)  # [layer head], path patching of every head to the logits
+        top = np.argsort(-eff.ravel())[:name_movers]
+        movers = ",".join(f"L{i // n_heads}H{i % n_heads}" for i in sorted(top))
+        cases.append((f"path -> name movers (top {name_movers} direct effects, SmolLM2 IOI)", movers))
+    for label, recv in cases:
+        first = min(int(r[1:].split("H")[0]) for r in recv.split(","))
+        senders = [l for l in recv_layers if l < first]
+        rscope = f"{len(senders) * n_heads} senders (layers {','.join(map(str, senders))}) -> {recv}"
+        rc, t_rc, peak_rc = _timed(lambda r=recv, s=senders: path_patch(model, pairs, receivers=r, layers=s,
+                                                                       engine="cone", **kw))
+        rf, t_rf, _ = _timed(lambda r=recv, s=senders: path_patch(model, pairs, receivers=r, layers=s,
+                                                                 engine="full", **kw))
+        rows.append(_row(label, rscope, "today's path_patch (hooks)", t_rf, t_rc,
+                         float(np.abs(rc.effects - rf.effects).max()), float(np.abs(rf.effects).max()), peak_rc,
+                         {"prompts": pairs.n, "peak_bytes_estimate": rc.meta.get("peak_bytes_estimate")}))
     # -- all-position head patching vs TL (denoising = TL's convention)
     with torch.inference_mode():
         _, cache = model.run_with_cache(pairs.clean_tokens)
@@ -230,6 +240,9 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--layers", default="0,10,20,29", help="sender layers of the hooked references")
     ap.add_argument("--recv-layers", default="0,8,16", help="sender layers for the receiver-head case")
     ap.add_argument("--receivers", default="L20H3,L22H1,L24H6", help="receiver heads")
+    ap.add_argument("--name-movers", type=int, default=3,
+                    help="also run the receiver case with the top-N heads by direct effect on the logits (Wang et "
+                         "al.'s name movers, from the cone's path patching of all 270 heads) as receivers; 0 = skip")
     ap.add_argument("--max-memory", default="2GB")
     ap.add_argument("--skip", default="", help="comma-separated: smol, toy")
     args = ap.parse_args(argv)
@@ -242,7 +255,8 @@ def main(argv: list[str] | None = None) -> int:
         rows += toy_circuit_case()
     if "smol" not in skip:
         rows += smol_cases(args.smol_pairs, [int(x) for x in args.layers.split(",")],
-                           [int(x) for x in args.recv_layers.split(",")], args.receivers, args.max_memory)
+                           [int(x) for x in args.recv_layers.split(",")], args.receivers, args.max_memory,
+                           args.name_movers)
     print()
     print(table(rows))
     if args.json:
