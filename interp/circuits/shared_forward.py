@@ -61,6 +61,8 @@ class SharedForwardScorer(BatchedFaithfulness):
         super().__init__(evaluator, **kw)
         self.engine = engine
         self.d_model = int(evaluator.model.cfg.d_model)
+        # half the budget for one pass's working memory, half for the group's states (`_group_size`)
+        self.rows_per_pass = max(1, min(self.rows_per_pass, int(self.budget // 2 // self.row)))
         self.stats.update({"layer_rows": 0, "layer_rows_unshared": 0})
 
     def _ablation_values(self) -> dict[str, Tensor | None]:
