@@ -57,16 +57,58 @@ def _sender_attn(cone: ConeEngine, layer: int, heads: list[int], z_base: Tensor,
 def _override_layer(cone: ConeEngine, layer: int, x: Tensor, p: int, n_var: int, heads: list[int], z_new: Tensor,
                     last: bool) -> Tensor:
     """Layer ``layer`` on suffix ``x`` [N T d] (positions ``p..``; earlier ones from the base key/value cache) with
-    heads ``heads``' z replaced by ``z_new`` [N T h dh]."""
-    taps: dict[str, Tensor] = {}
-    cone.layer(layer, x, p, n_var, last=False, taps=taps)
-    z = taps["z"].clone()  # [N T H dh]
-    z[:, :, heads] = z_new.to(z.dtype)
+    heads ``heads``' z replaced by ``z_new`` [N T h dh]: one pass of the layer, the replacement applied before the
+    output projection (in the last layer only the last position is computed)."""
+    hidx = torch.tensor(heads, device=z_new.device)
+
+    def edit(name: str, act: Tensor) -> Tensor:
+        if name != "z":
+            return act
+        z = act.clone()  # [N T' H dh], T' = T or 1 (last position)
+        z[:, :, hidx] = z_new[:, z_new.shape[1] - act.shape[1] :].to(z.dtype)
+        return z
+
+    return cone.layer(layer, x, p, n_var, last=last, edit=edit)
+
+
+def _heads_z(cone: ConeEngine, layer: int, x: Tensor, p: int, n_var: int, heads: list[int]) -> Tensor:
+    """``z`` [N T h dh] of only the heads ``heads`` of ``layer`` on suffix ``x`` [N T d] (``N = n_var*B`` rows,
+    variant-major; positions ``< p`` from the base key/value cache): the receivers' queries, keys and values, not
+    the whole layer (`ConeEngine.layer`'s attention restricted to these heads; its other heads, output projection
+    and MLP are not needed in step 2)."""
     blk = cone.blocks[layer]
-    if last:
-        z, x = z[:, -1:], x[:, -1:]
-    mid = x + F.linear(z.flatten(-2), blk.wo, blk.bo)
-    return _mlp(cone, layer, mid, None)
+    x = cone.placement.to(x, layer)
+    n, t, d = x.shape
+    s = p + t
+    nh, kv, dh = cone.n_heads, cone.n_kv, cone.d_head
+    m = len(heads)
+    hid = torch.tensor(heads, device=x.device)
+    grp = hid // (nh // kv)  # the key/value head each query head reads (grouped-query attention)
+
+    def proj(w: Tensor, b: Tensor | None, rows: int, idx: Tensor) -> Tensor:
+        ww = w.view(rows, dh, -1)[idx].reshape(m * dh, -1)
+        bb = None if b is None else b.view(rows, dh)[idx].reshape(m * dh)
+        return F.linear(h, ww, bb).view(n, t, m, dh).transpose(1, 2)  # [N m T dh]
+
+    h = blk.ln1(x)
+    q = cone._rope(proj(blk.wq, blk.bq, nh, hid), p)
+    k = cone._rope(proj(blk.wk, blk.bk, kv, grp), p)
+    v = proj(blk.wv, blk.bv, kv, grp)
+    scores = q @ k.transpose(-1, -2)  # [N m T T]
+    if p:
+        b = n // n_var
+        kp = cone.acts[("k", layer)][:, grp, :p]  # [B m p dh]
+        vp = cone.acts[("v", layer)][:, grp, :p]
+        sp = torch.einsum("vbmtd,bmpd->vbmtp", q.view(n_var, b, m, t, dh), kp).reshape(n, m, t, p)
+        scores = torch.cat([sp, scores], dim=-1)
+    scores = scores / cone._scale_div if cone._scale_div is not None else scores * cone._scale_mul
+    mask = torch.arange(s, device=x.device)[None, :] > torch.arange(p, s, device=x.device)[:, None]
+    pattern = torch.softmax(scores.masked_fill_(mask, float("-inf")), dim=-1, dtype=torch.float32).to(x.dtype)
+    z = pattern[..., p:] @ v
+    if p:
+        zp = torch.einsum("vbmtp,bmpd->vbmtd", pattern[..., :p].reshape(n_var, b, m, t, p), vp)
+        z = z + zp.reshape(n, m, t, dh)
+    return z.transpose(1, 2)  # [N T m dh]
 
 
 @torch.inference_mode()
@@ -189,9 +231,7 @@ def _through_receivers(cone: ConeEngine, ls: int, heads: list[int], acts: dict, 
         x = acts[("resid_pre", ls)][:, p0:].unsqueeze(0).expand(k, -1, -1, -1)
         for l in range(ls, max(later) + 1):
             if l in recv_by_layer and l > ls:
-                taps: dict[str, Tensor] = {}
-                cone.layer(l, x.reshape(k * b, t, d), p0, k, last=False, taps=taps)
-                recorded[l] = taps["z"][:, :, recv_by_layer[l]]
+                recorded[l] = _heads_z(cone, l, x.reshape(k * b, t, d), p0, k, recv_by_layer[l])
             if l == max(later):
                 break
             a = attn if l == ls else acts[("attn_out", l)][:, p0:].unsqueeze(0)
