@@ -249,28 +249,41 @@ def _result(ev: FaithfulnessEvaluator, spec: CircuitSpec, nl_c: Tensor) -> Faith
 
 
 def iter_scores(evaluator: FaithfulnessEvaluator, circuits: Iterable[Any], *, max_memory: int | float | str = "auto",
-                max_rows: int | str | None = "auto", engine: bool = True) -> Iterator[FaithfulnessResult]:
+                max_rows: int | str | None = "auto", engine: bool = True, stats: dict[str, Any] | None = None,
+                ) -> Iterator[FaithfulnessResult]:
     """Lazily score ``circuits`` on ``evaluator``'s prompts, many per pass; one per pass on backends without hooks
     (an nnsight model).
 
     ``engine=True`` (default) runs the passes on the cone engine's explicit forward where it supports the model,
     computing each layer once per distinct ablation state (`interp.circuits.shared_forward`: about half the work
-    for the sweep's nested circuits); otherwise, or with ``engine=False``, hooked bridge passes."""
+    for the sweep's nested circuits); otherwise, or with ``engine=False``, hooked bridge passes. ``stats`` (a dict),
+    when given, receives the scorer's counters and ``engine`` (``shared-forward``, ``hooked`` or ``nnsight``) once
+    the iteration ends or stops."""
     from interp.backends import is_nnsight_model
 
     if is_nnsight_model(evaluator.model):
+        if stats is not None:
+            stats["engine"] = "nnsight"
         for c in circuits:
             s = CircuitSpec.of(c)
             yield evaluator.score(keep_heads=s.keep_heads, keep_mlps=s.keep_mlps, keep_neurons=s.keep_neurons)
         return
+    scorer: BatchedFaithfulness | None = None
+    label = "hooked"
     if engine:
-        from interp.circuits.shared_forward import shared_iter_scores
+        from interp.circuits.shared_forward import SharedForwardScorer, engine_for
 
-        shared = shared_iter_scores(evaluator, circuits, max_memory=max_memory, max_rows=max_rows)
-        if shared is not None:
-            yield from shared
-            return
-    yield from BatchedFaithfulness(evaluator, max_memory=max_memory, max_rows=max_rows).iter_scores(circuits)
+        eng = engine_for(evaluator)
+        if eng is not None:
+            scorer, label = SharedForwardScorer(evaluator, eng, max_memory=max_memory, max_rows=max_rows), \
+                "shared-forward"
+    if scorer is None:
+        scorer = BatchedFaithfulness(evaluator, max_memory=max_memory, max_rows=max_rows)
+    try:
+        yield from scorer.iter_scores(circuits)
+    finally:
+        if stats is not None:
+            stats.update(scorer.stats, engine=label)
 
 
 def score_circuits(evaluator: FaithfulnessEvaluator, circuits: Iterable[Any], *,

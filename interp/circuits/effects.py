@@ -241,6 +241,7 @@ def component_effects(
     max_rows: int = 4096,
     progress: bool = False,
     model_name: str = "",
+    max_memory: int | str = "auto",
 ) -> ComponentEffects:
     """Effects of every head and MLP at ``positions`` on discovery prompts, averaged over corrupt seeds.
 
@@ -271,13 +272,14 @@ def component_effects(
         for site, out in (("heads", heads), ("mlps", mlps)):
             if method == "exact":
                 r = patch(model, pairs, site=site, positions=positions, metric=metric, max_rows=max_rows,
-                          progress=progress, model_name=model_name)
+                          progress=progress, model_name=model_name, max_memory=max_memory)
             else:
                 from interp.patching.attribution import attribution_patch
 
                 r = attribution_patch(model, pairs, site=site, positions=positions, metric=metric,
                                       model_name=model_name)
             out.append(r)
+    peaks = [int(r.meta.get("peak_bytes_estimate", 0)) for r in heads + mlps]
     h, h_seed = _combine(heads, seeds, method, draws)
     m, m_seed = _combine(mlps, seeds, method, draws)
     if rank_positions is None:
@@ -293,5 +295,5 @@ def component_effects(
         operator=operator,
         method=method,
         meta={"n_prompts": h.n_prompts, "metric": metric, "corrupt_from": corrupt_from,
-              "n_distinct_draws": len(seen)},
+              "n_distinct_draws": len(seen), "peak_bytes_estimate": max(peaks, default=0)},
     )

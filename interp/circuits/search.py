@@ -116,11 +116,15 @@ def sweep(
     target: float | None = None,
     max_steps: int | None = None,
     stop_at_target: bool = False,
+    max_memory: int | str = "auto",
+    stats: dict[str, Any] | None = None,
 ) -> list[dict[str, Any]]:
     """Faithfulness after adding components in ``order`` one at a time (step 0 = ``base_mlps`` only).
 
     ``order`` holds ``(kind, layer, head)`` with kind ``"head"`` or ``"mlp"``. Each step's kept set contains the
-    previous one. Returns ``[{"n_heads", "n_mlps", "faithfulness", "added"}]``.
+    previous one. Returns ``[{"n_heads", "n_mlps", "faithfulness", "added"}]``. ``max_memory`` bounds a batch of
+    candidates' working memory; ``stats`` (a dict), when given, receives the scorer's counters (passes, rows,
+    ``peak_bytes_estimate``).
     """
     heads: list[tuple[int, int]] = []
     mlps: list[int] = list(base_mlps)
@@ -129,7 +133,7 @@ def sweep(
     prefixes = [(order[:s], list(base_mlps)) for s in range(steps + 1)]
     circuits = [([(l, int(h)) for k, l, h in o if k == "head"], m + [l for k, l, _ in o if k == "mlp"])  # type: ignore
                 for o, m in prefixes]
-    scores = iter_scores(evaluator, circuits)  # many circuits per forward pass (interp.circuits.batched)
+    scores = iter_scores(evaluator, circuits, max_memory=max_memory, stats=stats)  # many per pass (batched)
     for step in range(steps + 1):
         added = None
         if step > 0:
@@ -202,7 +206,7 @@ def find_circuit(
     if effects is None:
         effects = component_effects(model, task, operator=operator, seeds=st.seeds, n_per_op=n_per_op, method=rank,
                                     metric=st.metric, corrupt_from=corrupt_from, progress=progress,
-                                    model_name=model_name)
+                                    model_name=model_name, max_memory=st.max_memory)
     elif effects.operator != operator:
         raise CircuitError(f"the effects were measured for operator {effects.operator!r}, not {operator!r}")
     rank = effects.method
@@ -218,7 +222,7 @@ def find_circuit(
         # effect is 0 at every position and seed are never added to the circuit.
         exact = component_effects(model, task, operator=operator, seeds=effects.seeds, n_per_op=n_per_op,
                                   method="exact", metric=effects.heads.metric, corrupt_from=corrupt_from,
-                                  progress=progress, model_name=model_name)
+                                  progress=progress, model_name=model_name, max_memory=st.max_memory)
         zero = exact_zero_components(exact)
         rejected = [o for o in order if o in zero]
         if rejected:
@@ -239,7 +243,9 @@ def find_circuit(
         order = cut
 
     base_mlps = [] if rank_mlps else list(range(n_layers))
-    curve = sweep(evaluator(ablation), order, base_mlps=base_mlps, target=target, stop_at_target=not st.full_curve)
+    sweep_stats: dict[str, Any] = {}
+    curve = sweep(evaluator(ablation), order, base_mlps=base_mlps, target=target, stop_at_target=not st.full_curve,
+                  max_memory=st.max_memory, stats=sweep_stats)
     values = [row["faithfulness"] for row in curve]
     chosen = next((i for i, v in enumerate(values) if v >= target), None)
     reached = chosen is not None
@@ -283,6 +289,10 @@ def find_circuit(
         "head_scores": effects.head_scores().tolist(),
         "mlp_scores": effects.mlp_scores().tolist(),
         "rank_positions": list(effects.rank_positions),
+        "memory": {"max_memory": st.max_memory,
+                   "effects_peak_bytes_estimate": effects.meta.get("peak_bytes_estimate"),
+                   "sweep_peak_bytes_estimate": sweep_stats.get("peak_bytes_estimate"),
+                   "sweep_engine": sweep_stats.get("engine")},
     }
     if rank == "attribution":
         meta["verified"] = exact is not None

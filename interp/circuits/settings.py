@@ -39,7 +39,9 @@ class SearchSettings:
     ``metric`` is the patching metric (default the indirect effect, Eq. 1); ``seeds`` the corrupt-prompt seeds;
     ``n_per_op`` discovery prompts per operator; ``corrupt_from`` where corrupt prompts come from. Evaluation:
     ``target`` faithfulness in (0, 1]; ``n_eval`` held-out prompts per operator, drawn with ``eval_seed``;
-    ``max_heads`` caps the sweep; ``full_curve=False`` stops the sweep at the target.
+    ``max_heads`` caps the sweep; ``full_curve=False`` stops the sweep at the target. Memory: ``max_memory``
+    (bytes, a size such as ``"2GB"``, or ``"auto"``: 40% of the free memory of the model's device) bounds each
+    patching sweep's and each batch of candidate circuits' working memory.
     """
 
     ablation: str = "mean"
@@ -57,6 +59,7 @@ class SearchSettings:
     eval_seed: int = 0
     max_heads: int | None = None
     full_curve: bool = True
+    max_memory: int | str = "auto"
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "target", check_target(self.target))
@@ -71,6 +74,10 @@ class SearchSettings:
         object.__setattr__(self, "seeds", tuple(check_int(s, "seed", error=CircuitError) for s in self.seeds))
         for name in ("n_per_op", "n_eval"):
             check_int(getattr(self, name), name, lo=1, error=CircuitError)
+        if not (isinstance(self.max_memory, str) and self.max_memory.strip().lower() == "auto"):
+            from interp.patching.engine.budget import parse_bytes
+
+            parse_bytes(self.max_memory)  # a bad size fails here, before any compute
         if self.max_heads is not None:
             check_int(self.max_heads, "max_heads", lo=1, error=CircuitError,
                       hint=" (None: no cap; the sweep adds heads until the target is reached)")

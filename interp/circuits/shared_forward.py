@@ -26,13 +26,12 @@ from typing import Any
 import torch
 from torch import Tensor
 
-from interp.circuits.ablation import CircuitError
-from interp.circuits.batched import BatchedFaithfulness, CircuitSpec, _result
-from interp.circuits.faithfulness import FaithfulnessEvaluator, FaithfulnessResult
+from interp.circuits.batched import BatchedFaithfulness, CircuitSpec
+from interp.circuits.faithfulness import FaithfulnessEvaluator
 from interp.metrics import normalized_logit
 from interp.sites import hook_name
 
-__all__ = ["SharedForwardScorer", "engine_for", "shared_iter_scores"]
+__all__ = ["SharedForwardScorer", "engine_for"]
 
 log = logging.getLogger(__name__)
 
@@ -116,8 +115,12 @@ class SharedForwardScorer(BatchedFaithfulness):
                     keys[key] = len(rep)
                     rep.append(c)
                 new_state.append(keys[key])
+            n_in = xs.shape[0]
             xs = self._layer(layer, xs, [state[c] for c in rep], hk[rep, layer],
                              None if mk is None else mk[rep, layer], values, last)
+            held = (n_in * s + xs.shape[0] * xs.shape[2]) * b * self.d_model * xs.element_size()  # states in + out
+            work = min(len(rep), max(1, self.rows_per_pass // b)) * b * self.row
+            self.stats["peak_bytes_estimate"] = max(self.stats["peak_bytes_estimate"], held + work)
             state = new_state
             self.stats["layer_rows"] += len(rep) * b
             self.stats["layer_rows_unshared"] += k * b
@@ -151,19 +154,6 @@ class SharedForwardScorer(BatchedFaithfulness):
             out = eng.layer(layer, x, 0, 1, last=last, edit=_ablate(hk, mk, zval, pval, len(idx), b))
             outs.append(out.view(len(idx), b, *out.shape[1:]))
         return torch.cat(outs)
-
-
-def shared_iter_scores(evaluator: FaithfulnessEvaluator, circuits: Iterable[Any], **kw: Any,
-                       ) -> Iterator[FaithfulnessResult] | None:
-    """`SharedForwardScorer` results for ``circuits``, or None where the engine does not apply."""
-    eng = engine_for(evaluator)
-    if eng is None:
-        return None
-    if evaluator.ablation == "mean" and evaluator.mean is None:
-        raise CircuitError("ablation='mean' needs the mean cache")
-    scorer = SharedForwardScorer(evaluator, eng, **kw)
-    specs = [CircuitSpec.of(c) for c in circuits]
-    return (_result(evaluator, spec, nl_c) for spec, nl_c in zip(specs, scorer.nl_chunks(specs)))
 
 
 def _ablate(head_keep: Tensor, mlp_keep: Tensor | None, zval: Tensor | None, pval: Tensor | None, n: int, b: int,

@@ -47,6 +47,9 @@ def register(sub: Any, name: str) -> None:
     p.add_argument("--no-per-operator", action="store_true",
                    help="only the pooled circuit, not one per operator as well")
     p.add_argument("--plot", default=None, help="also write the curve and diagram as a self-contained HTML file")
+    p.add_argument("--max-memory", default="auto",
+                   help="working-memory budget of each patching sweep and batch of candidate circuits: bytes or a "
+                        "size such as 2GB (default auto: 40%% of the free memory of the model's device)")
     from interp.cli.edges_cmd import add_circuit_level_args  # `--level edges` (edge-level circuits)
 
     add_circuit_level_args(p)
@@ -69,7 +72,7 @@ def run(args: argparse.Namespace) -> int:
     settings = SearchSettings(ablation=args.ablation, target=args.target, rank=args.rank, rank_mlps=args.rank_mlps,
                               metric=args.metric, seeds=tuple(args.seeds), n_per_op=args.n_per_op,
                               n_eval=args.n_eval, eval_seed=args.seed, corrupt_from=args.corrupt_from,
-                              max_heads=args.max_heads)  # checks every option before the model loads
+                              max_heads=args.max_heads, max_memory=args.max_memory)  # checked before loading
     model = load(args)
     task = task_from_args(args)
     kw = dict(settings=settings, progress=progress_enabled(), model_name=args.model)
@@ -102,4 +105,14 @@ def run(args: argparse.Namespace) -> int:
         print(f"  {name:<4} {len(c.heads):>3} heads, {len(c.mlps)} MLPs, F({c.ablation}) = {c.faithfulness:.3f}  "
               f"[{heads}]")
     print(f"  sensitivity of the pooled circuit: {sens}")
+    mem = pooled.meta.get("memory", {})
+    if mem.get("effects_peak_bytes_estimate") or mem.get("sweep_peak_bytes_estimate"):
+        from interp.patching.engine.budget import format_bytes
+
+        def fmt(x: Any) -> str:
+            return format_bytes(x) if x else "-"
+
+        budget = "auto (40% of the free memory)" if str(args.max_memory).lower() == "auto" else args.max_memory
+        print(f"  memory (estimated peak): patching {fmt(mem.get('effects_peak_bytes_estimate'))}, sweep "
+              f"{fmt(mem.get('sweep_peak_bytes_estimate'))} ({mem.get('sweep_engine')}); --max-memory {budget}")
     return 0

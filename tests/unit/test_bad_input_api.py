@@ -140,6 +140,10 @@ CASES = [
     ("search seeds text", lambda m, t: SearchSettings(seeds="42"), r"non-empty list of integers"),
     ("search seeds float", lambda m, t: SearchSettings(seeds=(1.5,)), r"seed must be an integer"),
     ("search n_eval 0", lambda m, t: SearchSettings(n_eval=0), r"n_eval must be an integer >= 1"),
+    ("search max_memory text", lambda m, t: SearchSettings(max_memory="lots"), r"not a size; use a positive number"),
+    ("search max_memory 0", lambda m, t: SearchSettings(max_memory=0), r"not a usable size"),
+    ("edges ig_rule", lambda m, t: __import__("interp.circuits.edges.scores", fromlist=["x"]).check_method(
+        "eap-ig-inputs", 5, "middle"), r"valid.*right.*left|right.*left"),
     ("search target nan", lambda m, t: SearchSettings(target=float("nan")), r"(?i)target"),
     # neurons
     ("neurons on ioi", lambda m, t: analyze_neurons(m, _ioi()), r"needs an arithmetic task .*not 'ioi:8:abc'"),

@@ -54,6 +54,8 @@ CASES: list[tuple[str, list[str], str]] = [
      r"unknown section.*valid: edges, explain"),
     ("circuit seeds not ints", ["circuit", *P, *OUT, "--seeds", "a,b"], r"comma-separated integers"),
     ("circuit seeds empty", ["circuit", *P, *OUT, "--seeds", ","], r"at least one seed"),
+    ("circuit max-memory bad", ["circuit", *P, *OUT, "--max-memory", "lots"],
+     r"max_memory 'lots' is not a size; use a positive number of bytes, 'auto' or a size like"),
     ("neurons layers not ints", ["neurons", *P, *OUT, "--layers", "a"], r"comma-separated integers"),
     ("cot variant bad", ["cot", *P, *OUT, "--variants", "nope"], r"nope.*(valid|choose)"),
     ("concepts norm bad", ["concepts", *P, *OUT, "--norm", "x"], r"choose from .*final_norm"),

@@ -118,17 +118,27 @@ def test_shared_forward_equals_hooked_passes_and_shares_layers(arch, ablation):
     for a, b in zip(got, small.nl_chunks(circuits), strict=True):
         np.testing.assert_allclose(a.numpy(), b.numpy(), rtol=1e-6, atol=1e-6)
     assert small.stats["layer_rows"] == small.stats["layer_rows_unshared"]
+    # the peak estimate stays within the budget it was given
+    budget = row_bytes(model, 6) * 40
+    capped = SharedForwardScorer(ev, engine_for(ev), max_memory=budget)
+    list(capped.nl_chunks(circuits))
+    assert 0 < capped.stats["peak_bytes_estimate"] <= budget
 
 
 def test_shared_forward_falls_back_to_hooks_when_the_engine_cannot_run(tiny, setup):
-    from interp.circuits.shared_forward import shared_iter_scores
+    from interp.circuits.batched import iter_scores
+    from interp.circuits.shared_forward import engine_for
 
     pairs, mean = setup
     ev = FaithfulnessEvaluator(tiny, pairs.clean_tokens, pairs.clean_answers, ablation="mean", mean=mean)
+    stats = {}
+    list(iter_scores(ev, CIRCUITS, stats=stats))
+    assert stats["engine"] == "shared-forward" and stats["circuits"] == len(CIRCUITS)
     tiny.blocks[0].hook_resid_pre.add_hook(lambda act, hook: act)
     try:
-        assert shared_iter_scores(ev, CIRCUITS) is None
-        got = score_circuits(ev, CIRCUITS)  # hooked passes, the attached hook included
+        assert engine_for(ev) is None
+        got = list(iter_scores(ev, CIRCUITS, stats=stats))  # hooked passes, the attached hook included
+        assert stats["engine"] == "hooked"
     finally:
         tiny.reset_hooks()
     for c, r in zip(CIRCUITS, got, strict=True):
