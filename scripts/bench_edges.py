@@ -115,7 +115,7 @@ def main() -> int:
         lines.append(f"| {m} | {spearman(r.scores[idx], ex_vals):.3f} |")
     lines.append("")
     # MIB CPR / CMD on the evaluation pairs
-    if args.no_curve:
+    if args.no_curve and not args.node:
         text = "\n".join(lines)
         print(text)
         with Path(args.out).open("a") as f:
@@ -123,27 +123,28 @@ def main() -> int:
         return 0
     t0 = time.perf_counter()
     ev = EdgeEvaluator(model, evp, batch_size=args.batch_size)
-    lines += [f"MIB faithfulness (counterfactual ablation, logit difference, top-n by |score| + pruning) at budgets "
-              f"{budgets}% of {g.n_edges} edges:\n",
-              "| scores | CPR (higher better) | CMD (lower better) | f per budget |",
-              "|---|---:|---:|---|"]
-    curves = {}
-    for m, r in results.items():
-        c = ev.curve(r, budgets=budgets)
-        curves[m] = c
-        lines.append(f"| {m} | {c['cpr']:.3f} | {c['cmd']:.3f} | {' '.join(f'{x:.2f}' for x in c['faithfulness'])} |")
-    if todo is None:
-        c = ev.curve(ex_vals, budgets=budgets)
-        lines.append(f"| exact | {c['cpr']:.3f} | {c['cmd']:.3f} | "
-                     f"{' '.join(f'{x:.2f}' for x in c['faithfulness'])} |")
-    if args.random_draws:
-        from interp.circuits.edges import random_curve
+    if not args.no_curve:
+        lines += [f"MIB faithfulness (counterfactual ablation, logit difference, top-n by |score| + pruning) at budgets "
+                  f"{budgets}% of {g.n_edges} edges:\n",
+                  "| scores | CPR (higher better) | CMD (lower better) | f per budget |",
+                  "|---|---:|---:|---|"]
+        curves = {}
+        for m, r in results.items():
+            c = ev.curve(r, budgets=budgets)
+            curves[m] = c
+            lines.append(f"| {m} | {c['cpr']:.3f} | {c['cmd']:.3f} | {' '.join(f'{x:.2f}' for x in c['faithfulness'])} |")
+        if todo is None:
+            c = ev.curve(ex_vals, budgets=budgets)
+            lines.append(f"| exact | {c['cpr']:.3f} | {c['cmd']:.3f} | "
+                         f"{' '.join(f'{x:.2f}' for x in c['faithfulness'])} |")
+        if args.random_draws:
+            from interp.circuits.edges import random_curve
 
-        c = random_curve(ev, draws=args.random_draws, budgets=budgets)
-        lines.append(f"| random (mean of {args.random_draws}) | {c['cpr']:.3f} ± {c['cpr_std']:.3f} | "
-                     f"{c['cmd']:.3f} ± {c['cmd_std']:.3f} | {' '.join(f'{x:.2f}' for x in c['faithfulness'])} |")
-    lines.append(f"\n(evaluation took {time.perf_counter() - t0:.1f} s; m(N) = {ev.m_full.mean():.3f}, "
-                 f"m(∅) = {ev.m_empty.mean():.3f})\n")
+            c = random_curve(ev, draws=args.random_draws, budgets=budgets)
+            lines.append(f"| random (mean of {args.random_draws}) | {c['cpr']:.3f} ± {c['cpr_std']:.3f} | "
+                         f"{c['cmd']:.3f} ± {c['cmd_std']:.3f} | {' '.join(f'{x:.2f}' for x in c['faithfulness'])} |")
+        lines.append(f"\n(evaluation took {time.perf_counter() - t0:.1f} s; m(N) = {ev.m_full.mean():.3f}, "
+                     f"m(∅) = {ev.m_empty.mean():.3f})\n")
     if args.node:
         from interp.circuits import find_circuit
         from interp.circuits.edges import edges_of_nodes
