@@ -124,15 +124,14 @@ def main() -> int:
     t0 = time.perf_counter()
     ev = EdgeEvaluator(model, evp, batch_size=args.batch_size)
     if not args.no_curve:
-        lines += [f"MIB faithfulness (counterfactual ablation, logit difference, top-n by |score| + pruning) at budgets "
-                  f"{budgets}% of {g.n_edges} edges:\n",
+        lines += [f"MIB faithfulness (counterfactual ablation, logit difference, top-n by |score| + pruning) at "
+                  f"budgets {budgets}% of {g.n_edges} edges:\n",
                   "| scores | CPR (higher better) | CMD (lower better) | f per budget |",
                   "|---|---:|---:|---|"]
-        curves = {}
         for m, r in results.items():
             c = ev.curve(r, budgets=budgets)
-            curves[m] = c
-            lines.append(f"| {m} | {c['cpr']:.3f} | {c['cmd']:.3f} | {' '.join(f'{x:.2f}' for x in c['faithfulness'])} |")
+            f_k = " ".join(f"{x:.2f}" for x in c["faithfulness"])
+            lines.append(f"| {m} | {c['cpr']:.3f} | {c['cmd']:.3f} | {f_k} |")
         if todo is None:
             c = ev.curve(ex_vals, budgets=budgets)
             lines.append(f"| exact | {c['cpr']:.3f} | {c['cmd']:.3f} | "
