@@ -156,13 +156,18 @@ def main() -> int:
         e_node = edges_of_nodes(g, node.heads, node.mlps)
         f_node = ev.score(e_node).faithfulness
         ref_scores = results.get("eap-ig-inputs") or next(iter(results.values()))
-        edge_c = find_edge_circuit(ev, ref_scores, target=min(max(f_node, 1e-3), 1.0))
+        target = min(max(f_node, 1e-3), 1.0)  # a node circuit can overshoot (f > 1); edge circuits aim at <= 1
+        edge_c = find_edge_circuit(ev, ref_scores, target=target)
+        e_frac = 100 * len(e_node) / g.n_edges
+        same = find_edge_circuit(ev, ref_scores, target=1.0, budgets=[e_frac], refine=False)
         lines += [f"Node circuit of `find_circuit` (operator {op}, resample ablation, heads and MLPs ranked by exact "
                   f"patching, target F = 0.9 under its own NL metric): {len(node.heads)} heads + {len(node.mlps)} "
                   f"MLPs = {len(e_node)} edges, edge-level faithfulness f = {f_node:.3f} (counterfactual, logit "
-                  f"difference). The {ref_scores.method} edge circuit reaching f >= {f_node:.3f}: "
-                  f"{len(edge_c.edges)} edges (f = {edge_c.faithfulness:.3f}). "
-                  f"({time.perf_counter() - t0:.1f} s)\n"]
+                  f"difference; |1 - f| = {abs(1 - f_node):.3f}). The {ref_scores.method} edge circuit reaching f >= "
+                  f"{target:.3f}{' (capped at 1)' if f_node > 1 else ''}: {len(edge_c.edges)} edges "
+                  f"(f = {edge_c.faithfulness:.3f}{'' if edge_c.curve['reached'] else ', target not reached'}); "
+                  f"its top {e_frac:.2f}% of edges (as many as the node circuit's): {len(same.edges)} edges after "
+                  f"pruning, f = {same.faithfulness:.3f}. ({time.perf_counter() - t0:.1f} s)\n"]
     text = "\n".join(lines)
     print(text)
     out = Path(args.out)
