@@ -29,6 +29,8 @@ def register(sub: Any, name: str) -> None:
     add_classifier_args(p)
     p.add_argument("--out", "-o", required=True, help="output JSON path")
     p.add_argument("--plot", default=None, help="also write the dynamics curves as an HTML file")
+    p.add_argument("--device", default=None,
+                   help="where each checkpoint is loaded: cpu (default), cuda, cuda:N or mps (must exist here)")
     p.set_defaults(func=run)
 
 
@@ -39,11 +41,18 @@ def run(args: argparse.Namespace) -> int:
     from interp.tasks import parse_task
     task = parse_task(args.task)
     check_arith_task(task, "interp dynamics")
+    loader = {}
+    if args.device is not None:
+        from interp.models import load_model
+        from interp.models.placement import normalize_device
+
+        device = normalize_device(args.device, what="--device")  # an absent device fails before any checkpoint loads
+        loader = {"loader": lambda path: load_model(str(path), device=device)}
     res = training_dynamics(
         args.checkpoints, task, top_k=args.top_k, intersection_top=args.intersection_top,
         config=classifier_config(args), method=args.method, n_per_op=args.n_per_op,
         knockout_per_layer=args.knockout_per_layer, steps=args.steps, faithfulness=not args.no_faithfulness,
-        faithfulness_layers=args.faithfulness_layers, progress=progress_enabled(),
+        faithfulness_layers=args.faithfulness_layers, progress=progress_enabled(), **loader,
     )
     html = res.plot().to_html(include_plotlyjs=True, full_html=True) if args.plot else None
     write_outputs({args.out: res.save, args.plot: html})  # both or neither

@@ -33,6 +33,9 @@ def register(sub: Any, name: str) -> None:
     p.add_argument("--checkpoint-dir", default=None,
                    help="where checkpoints go (default OUT/checkpoints); written as a whole at the end: an "
                         "interrupted run leaves none")
+    p.add_argument("--device", default="cpu",
+                   help="where the model trains: cpu (default), cuda, cuda:N or mps (must exist on this machine); "
+                        "the batches are the same on every device")
     p.set_defaults(func=run, output_dirs=("out", "checkpoint_dir"))
 
 
@@ -51,15 +54,18 @@ def run(args: argparse.Namespace) -> int:
                           "checkpoint would be saved; give a value in 1..steps, or 0 for none")
     if args.checkpoint_dir and not args.checkpoint_every:
         raise InterpError("--checkpoint-dir needs --checkpoint-every N (N >= 1)")
+    from interp.models.placement import normalize_device
+
+    device = normalize_device(args.device, what="--device")  # an absent device fails before any work
     out = Path(TOY_DIR if args.install else args.out)
     cfg = replace(ToyArithConfig(), steps=args.steps, seed=args.seed, n_layers=args.n_layers,
                   d_model=args.d_model, batch_size=args.batch_size, lr=args.lr)  # checks every value
     ckpt_dir = Path(args.checkpoint_dir) if args.checkpoint_dir else (out / "checkpoints" if args.checkpoint_every
                                                                       else None)
-    return _train(cfg, out, ckpt_dir, args.checkpoint_every)
+    return _train(cfg, out, ckpt_dir, args.checkpoint_every, device)
 
 
-def _train(cfg: Any, out: Path, ckpt_dir: Path | None, every: int) -> int:
+def _train(cfg: Any, out: Path, ckpt_dir: Path | None, every: int, device: str = "cpu") -> int:
     """Train; checkpoints go to a staging folder renamed to ``ckpt_dir`` only when training finished, and whatever
     this run created is removed when it fails or is interrupted."""
     from interp.errors import FileError
@@ -68,7 +74,7 @@ def _train(cfg: Any, out: Path, ckpt_dir: Path | None, every: int) -> int:
     created = [p for p in (out, ckpt_dir) if p is not None and not p.exists()]
     staging = None if ckpt_dir is None else ckpt_dir.with_name(f".{ckpt_dir.name}.partial-{os.getpid()}")
     try:
-        res = train_toy(cfg, checkpoint_dir=staging, checkpoint_every=every)
+        res = train_toy(cfg, checkpoint_dir=staging, checkpoint_every=every, device=device)
         meta = {"held_out_accuracy": res.held_out_accuracy, "train_accuracy": res.train_accuracy,
                 "seconds": round(res.seconds, 1),
                 "checkpoints": [str(ckpt_dir / Path(c).name) for c in res.checkpoints] if ckpt_dir else []}

@@ -257,30 +257,36 @@ def train_toy(
     checkpoint_every: int = 0,
     progress: bool = True,
     on_eval: Callable[[int, dict[str, float]], None] | None = None,
+    device: str = "cpu",
 ) -> ToyTrainResult:
     """Train `toy-arith` deterministically with an answer-only loss (cross-entropy on the result token only).
 
     AdamW with a one-cycle learning-rate schedule and gradient clipping (Adam spikes otherwise, platform.md).
     Batches are drawn from the training pairs with operator weights ``cfg.op_weights`` (× has the fewest pairs).
     With ``checkpoint_dir`` and ``checkpoint_every``, intermediate models are saved as loadable model directories
-    ``step_{N}`` (for training-dynamics studies).
+    ``step_{N}`` (for training-dynamics studies). ``device`` (``cpu``, ``cuda``, ``cuda:N``, ``mps``; checked
+    with `interp.models.placement.normalize_device`) is where the model and the data live during training; the
+    batch sampling stays on the CPU generator, so the same batches are drawn on every device (the arithmetic of an
+    accelerator may still differ in the last bits). Saved weights are always CPU tensors.
     """
+    from interp.models.placement import normalize_device
     from interp.progress import bar as progress_bar
 
+    device = normalize_device(device)
     t0 = time.time()
-    model = _native_model(cfg)
+    model = _native_model(cfg).to(device)
     model.train()
     g = torch.Generator().manual_seed(cfg.seed)
     train_sets, held_sets = {}, {}
     for op in OPERATORS:
         tr, ho = cfg.split(op)
-        train_sets[op] = _prompt_tensor(cfg, op, tr)
-        held_sets[op] = _prompt_tensor(cfg, op, ho)
+        train_sets[op] = tuple(t.to(device) for t in _prompt_tensor(cfg, op, tr))  # type: ignore[assignment]
+        held_sets[op] = tuple(t.to(device) for t in _prompt_tensor(cfg, op, ho))  # type: ignore[assignment]
     all_toks = torch.cat([train_sets[op][0] for op in OPERATORS])
     all_ans = torch.cat([train_sets[op][1] for op in OPERATORS])
     weights = torch.cat(
         [torch.full((len(train_sets[op][1]),), w / len(train_sets[op][1])) for op, w in zip(OPERATORS, cfg.op_weights)]
-    )
+    )  # on the CPU: torch.multinomial with the CPU generator draws the same batches on every device
     opt = torch.optim.AdamW(model.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay, betas=(0.9, 0.98))
     sched = torch.optim.lr_scheduler.OneCycleLR(opt, max_lr=cfg.lr, total_steps=cfg.steps, pct_start=0.1)
     losses: list[tuple[int, float]] = []
@@ -288,7 +294,7 @@ def train_toy(
     bar = progress_bar(cfg.steps, desc="train toy-arith", enabled=progress)
     for step in range(cfg.steps):
         bar.update(1)
-        idx = torch.multinomial(weights, cfg.batch_size, replacement=True, generator=g)
+        idx = torch.multinomial(weights, cfg.batch_size, replacement=True, generator=g).to(device)
         logits = model(all_toks[idx])[:, -1, :]
         loss = torch.nn.functional.cross_entropy(logits, all_ans[idx])
         opt.zero_grad(set_to_none=True)
@@ -302,7 +308,7 @@ def train_toy(
         if checkpoint_dir is not None and checkpoint_every and (step + 1) % checkpoint_every == 0:
             model.eval()
             path = Path(checkpoint_dir) / f"step_{step + 1}"
-            save_toy(cfg, model.state_dict(), path, meta={"step": step + 1})
+            save_toy(cfg, {k: v.detach().cpu() for k, v in model.state_dict().items()}, path, meta={"step": step + 1})
             checkpoints.append(str(path))
             if on_eval is not None:
                 on_eval(step + 1, {op: _accuracy(model, *held_sets[op]) for op in OPERATORS})
@@ -313,7 +319,7 @@ def train_toy(
     train = {op: _accuracy(model, *train_sets[op]) for op in OPERATORS}
     return ToyTrainResult(
         config=cfg,
-        state_dict={k: v.detach().clone() for k, v in model.state_dict().items()},
+        state_dict={k: v.detach().cpu().clone() for k, v in model.state_dict().items()},
         held_out_accuracy=held,
         train_accuracy=train,
         losses=losses,

@@ -126,6 +126,8 @@ CASES = [
     ("toy n_layers 0", lambda m, t: ToyArithConfig(n_layers=0), r"n_layers must be an integer >= 1"),
     ("toy lr nan", lambda m, t: ToyArithConfig(lr=float("nan")), r"lr must be a finite number > 0"),
     ("toy lr inf", lambda m, t: ToyArithConfig(lr=float("inf")), r"lr must be a finite number > 0"),
+    ("toy train device absent", lambda m, t: __import__("interp.models.toy", fromlist=["x"]).train_toy(
+        ToyArithConfig(steps=1), device="cuda:99", progress=False), r"does not exist on this machine; devices present"),
     ("toy batch 0", lambda m, t: ToyArithConfig(batch_size=0), r"batch_size must be an integer >= 1"),
     ("toy steps float", lambda m, t: ToyArithConfig(steps=10.5), r"steps must be an integer >= 1"),
     ("toy heads do not divide", lambda m, t: ToyArithConfig(d_model=130), r"divisible by n_heads \(4\)"),

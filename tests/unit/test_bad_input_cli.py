@@ -162,6 +162,11 @@ CASES: list[tuple[str, list[str], str]] = [
     ("dynamics empty folder", ["dynamics", "-c", "{dir}", *OUT], r"no step_N checkpoint directories"),
     ("dynamics interrupted run", ["dynamics", "-c", "{broken_ckpt}", *OUT], r"interrupted training run"),
     ("dynamics on ioi", ["dynamics", "-c", "{dir}", *OUT, "--task", "ioi:8"], r"needs an arithmetic task"),
+    ("dynamics device absent", ["dynamics", "-c", "{dir}", *OUT, "--device", "cuda:99"],
+     r"--device 'cuda:99' does not exist on this machine; devices present: cpu"),
+    ("train-toy device absent", ["train-toy", "--out", "{tmp}/toy_dev", "--device", "cuda:99"],
+     r"--device 'cuda:99' does not exist on this machine; devices present: cpu"),
+    ("train-toy device bad", ["train-toy", "--out", "{tmp}/toy_dev", "--device", "gpu"], r"'gpu' is not a device"),
     ("dynamics top-k 0", ["dynamics", "-c", "{dir}", *OUT, "--top-k", "0"],
      r"argument --top-k: must be an integer >= 1; got '0'"),
     # ---------------------------------------------------------------- concepts and cot

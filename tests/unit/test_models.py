@@ -52,7 +52,7 @@ def test_training_is_deterministic_and_round_trips(tmp_path):
     cfg = ToyArithConfig(n_numbers=60, operand_max=9, n_layers=1, d_model=32, n_heads=2, d_mlp=64, steps=30,
                          batch_size=32)
     a = train_toy(cfg, progress=False, checkpoint_dir=tmp_path / "ck", checkpoint_every=15)
-    b = train_toy(cfg, progress=False)
+    b = train_toy(cfg, progress=False, device="cpu")  # the explicit device path: same batches, same weights
     for k in a.state_dict:
         torch.testing.assert_close(a.state_dict[k], b.state_dict[k], atol=0, rtol=0)
     assert len(a.checkpoints) == 2
