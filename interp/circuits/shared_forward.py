@@ -129,7 +129,8 @@ class SharedForwardScorer(BatchedFaithfulness):
         for j in range(0, xs.shape[0], per_pass):  # last-position logits, a pass's worth of states at a time
             x_last = xs[j : j + per_pass, :, -1]
             logits = eng.logits(x_last.reshape(-1, self.d_model)).float()  # [states*B vocab]
-            parts.append(normalized_logit(logits, self.answers.repeat(x_last.shape[0])).double().view(-1, b))
+            ans = self.answers.to(logits.device).repeat(x_last.shape[0])
+            parts.append(normalized_logit(logits, ans).double().view(-1, b))
         nl = torch.cat(parts).cpu()  # [states B], one host copy per group
         self.stats["circuits"] += k
         self.stats["passes"] += 1
@@ -172,9 +173,9 @@ def _ablate(head_keep: Tensor, mlp_keep: Tensor | None, zval: Tensor | None, pva
         if val is None:
             v: Tensor = torch.zeros((), dtype=act.dtype, device=act.device)
         elif val.ndim == act.ndim:
-            v = val[:, val.shape[1] - t :].to(act.dtype).unsqueeze(0)
+            v = val[:, val.shape[1] - t :].to(act.device, act.dtype).unsqueeze(0)
         else:
-            v = val[val.shape[0] - t :].to(act.dtype)
-        return torch.where(keep.view(shape), a, v).view(act.shape)
+            v = val[val.shape[0] - t :].to(act.device, act.dtype)
+        return torch.where(keep.to(act.device).view(shape), a, v).view(act.shape)  # blocks may sit on other devices
 
     return edit
