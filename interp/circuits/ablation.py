@@ -137,18 +137,15 @@ def _engine_sums(model: Any, tokens: Tensor, kinds: Sequence[str], batch_size: i
     """The mean cache's sums through the cone engine's explicit forward (shared prefixes computed once:
     `interp.patching.engine.means`), keyed by hook name; None where the engine does not apply (the caller then
     runs the bridge)."""
-    from interp.patching.engine import ConeEngine, Unsupported
+    from interp.patching.engine import ConeEngine
     from interp.patching.engine.core import SITE_ACT
     from interp.patching.engine.means import TAPS, activation_sums
 
     taps = {k: SITE_ACT.get(site_kind(k)) for k in kinds}
     if any(t not in TAPS for t in taps.values()):
         return None
-    try:
-        eng = ConeEngine.for_model(model)
-        eng.verify(tokens)
-    except Unsupported as e:
-        log.info("mean cache on full bridge passes: %s", e)
+    eng = ConeEngine.verified(model, tokens, fallback="mean cache on full bridge passes")
+    if eng is None:
         return None
     n_layers = int(model.cfg.n_layers)
     keys = {hook_name(k, layer): (t, layer) for k, t in taps.items() for layer in range(n_layers)}

@@ -19,7 +19,6 @@ the engine does not support (or attached hooks) fall back to `interp.circuits.ba
 
 from __future__ import annotations
 
-import logging
 from collections.abc import Iterable, Iterator
 from typing import Any
 
@@ -33,20 +32,12 @@ from interp.sites import hook_name
 
 __all__ = ["SharedForwardScorer", "engine_for"]
 
-log = logging.getLogger(__name__)
-
 
 def engine_for(evaluator: FaithfulnessEvaluator) -> Any:
     """The verified `ConeEngine` of the evaluator's model, or None (with the reason logged) where it does not apply."""
-    from interp.patching.engine import ConeEngine, Unsupported
+    from interp.patching.engine import ConeEngine
 
-    try:
-        eng = ConeEngine.for_model(evaluator.model)
-        eng.verify(evaluator.tokens)
-    except Unsupported as e:
-        log.info("circuit evaluation by hooked passes: %s", e)
-        return None
-    return eng
+    return ConeEngine.verified(evaluator.model, evaluator.tokens, fallback="circuit evaluation by hooked passes")
 
 
 class SharedForwardScorer(BatchedFaithfulness):
@@ -99,10 +90,7 @@ class SharedForwardScorer(BatchedFaithfulness):
         hk = torch.stack([m[0] for m in masks])  # [K layer head]
         mk = None if masks[0][1] is None else torch.stack([m[1] for m in masks])  # type: ignore[misc]
         state = [0] * k  # the state each circuit's rows are in, entering the current layer
-        x = torch.nn.functional.embedding(self.tokens.to(eng.w_e.device), eng.w_e)
-        if eng.w_pos is not None:
-            x = x + eng.w_pos[:s].to(x.device)
-        xs = x.unsqueeze(0)  # [states B S d]
+        xs = eng.embed(self.tokens).unsqueeze(0)  # [states B S d]
         for layer in range(self.n_layers):
             last = layer == self.n_layers - 1
             keys: dict[tuple[int, bytes, bytes], int] = {}

@@ -78,8 +78,7 @@ def _heads_z(cone: ConeEngine, layer: int, x: Tensor, p: int, n_var: int, heads:
     and MLP are not needed in step 2)."""
     blk = cone.blocks[layer]
     x = cone.placement.to(x, layer)
-    n, t, d = x.shape
-    s = p + t
+    n, t, _ = x.shape
     nh, kv, dh = cone.n_heads, cone.n_kv, cone.d_head
     m = len(heads)
     hid = torch.tensor(heads, device=x.device)
@@ -94,20 +93,7 @@ def _heads_z(cone: ConeEngine, layer: int, x: Tensor, p: int, n_var: int, heads:
     q = cone._rope(proj(blk.wq, blk.bq, nh, hid), p)
     k = cone._rope(proj(blk.wk, blk.bk, kv, grp), p)
     v = proj(blk.wv, blk.bv, kv, grp)
-    scores = q @ k.transpose(-1, -2)  # [N m T T]
-    if p:
-        b = n // n_var
-        kp = cone.acts[("k", layer)][:, grp, :p]  # [B m p dh]
-        vp = cone.acts[("v", layer)][:, grp, :p]
-        sp = torch.einsum("vbmtd,bmpd->vbmtp", q.view(n_var, b, m, t, dh), kp).reshape(n, m, t, p)
-        scores = torch.cat([sp, scores], dim=-1)
-    scores = scores / cone._scale_div if cone._scale_div is not None else scores * cone._scale_mul
-    mask = torch.arange(s, device=x.device)[None, :] > torch.arange(p, s, device=x.device)[:, None]
-    pattern = torch.softmax(scores.masked_fill_(mask, float("-inf")), dim=-1, dtype=torch.float32).to(x.dtype)
-    z = pattern[..., p:] @ v
-    if p:
-        zp = torch.einsum("vbmtp,bmpd->vbmtd", pattern[..., :p].reshape(n_var, b, m, t, p), vp)
-        z = z + zp.reshape(n, m, t, dh)
+    z = cone.attend(layer, q, k, v, p, n_var, kv_heads=grp)  # [N m T dh]
     return z.transpose(1, 2)  # [N T m dh]
 
 

@@ -72,11 +72,7 @@ class EdgeForward:
             self.engine.verify(tokens)
 
     def embed(self, tokens: Tensor) -> Tensor:
-        e = self.engine
-        x = F.embedding(tokens, e.w_e)
-        if e.w_pos is not None:
-            x = x + e.w_pos[: tokens.shape[1]]
-        return x
+        return self.engine.embed(tokens)
 
     def mlp_bias(self) -> Tensor:
         """[n_layers d_model]: what each MLP writes when its hidden activation is zero (its output bias)."""

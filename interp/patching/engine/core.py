@@ -136,6 +136,18 @@ class ConeEngine:
                 raise Unsupported(f"the model has a forward hook attached at {mod.name}")
         return cls(model)
 
+    @classmethod
+    def verified(cls, model: Any, tokens: Tensor, *, fallback: str) -> ConeEngine | None:
+        """The engine for ``model``, checked against the bridge on ``tokens`` (`verify`); None where it does not
+        apply, with the reason logged as ``"{fallback}: reason"`` (the caller then runs ``fallback``)."""
+        try:
+            eng = cls.for_model(model)
+            eng.verify(tokens)
+        except Unsupported as e:
+            log.info("%s: %s", fallback, e)
+            return None
+        return eng
+
     # ---------------------------------------------------------------------------- construction helpers
     def _block(self, blk: Any, i: int) -> _Block:
         attn = blk.attn
@@ -282,26 +294,7 @@ class ConeEngine:
             taps["k"], taps["v"] = k, v
         if g > 1:  # grouped-query attention: key/value head j serves query heads j*g .. j*g+g-1
             k, v = k.repeat_interleave(g, dim=1), v.repeat_interleave(g, dim=1)
-        scores = q @ k.transpose(-1, -2)  # [N head tq T]
-        if p:  # positions 0..p-1 from the base key/value cache, shared by the n_var variants of each prompt
-            b = n // n_var
-            kp, vp = self.acts[("k", layer)][:, :, :p], self.acts[("v", layer)][:, :, :p]  # [B kv p dh]
-            if g > 1:
-                kp, vp = kp.repeat_interleave(g, dim=1), vp.repeat_interleave(g, dim=1)
-            # one [n_var*tq dh] x [dh p] product per (prompt, head) instead of n_var tiny ones
-            qb = q.reshape(n_var, b, self.n_heads, tq, dh).permute(1, 2, 0, 3, 4).reshape(b, self.n_heads, -1, dh)
-            sp = _rows_matmul(qb, kp.transpose(-1, -2)).view(b, self.n_heads, n_var, tq, p).permute(2, 0, 1, 3, 4)
-            scores = torch.cat([sp.reshape(n, self.n_heads, tq, p), scores], dim=-1)
-        scores = scores / self._scale_div if self._scale_div is not None else scores * self._scale_mul
-        if tq > 1:
-            mask = torch.arange(s, device=x.device)[None, :] > torch.arange(s - tq, s, device=x.device)[:, None]
-            scores = scores.masked_fill_(mask, float("-inf"))
-        pattern = torch.softmax(scores, dim=-1, dtype=torch.float32).to(x.dtype)
-        z = pattern[..., p:] @ v  # [N head tq dh]
-        if p:
-            pp = pattern[..., :p].reshape(n_var, b, self.n_heads, tq, p).permute(1, 2, 0, 3, 4)
-            zp = _rows_matmul(pp.reshape(b, self.n_heads, -1, p), vp).view(b, self.n_heads, n_var, tq, dh)
-            z = z + zp.permute(2, 0, 1, 3, 4).reshape(n, self.n_heads, tq, dh)
+        z = self.attend(layer, q, k, v, p, n_var)  # [N head tq dh]
         z = z.transpose(1, 2).reshape(n, tq, self.n_heads * dh)  # [N tq head*dh]
         if edit is not None:
             z = edit("z", z.view(n, tq, self.n_heads, dh)).reshape(n, tq, self.n_heads * dh)
@@ -320,6 +313,40 @@ class ConeEngine:
         if taps is not None:
             taps["post"], taps["mlp_out"] = post, mlp_out
         return mid + mlp_out
+
+    def attend(self, layer: int, q: Tensor, k: Tensor, v: Tensor, p: int, n_var: int,
+               kv_heads: Tensor | None = None) -> Tensor:
+        """Causal attention of layer ``layer`` for queries ``q`` [N h tq dh] (rotated; the last ``tq`` of the
+        suffix positions ``p..S-1``) over keys and values ``k``, ``v`` [N h T dh] of the suffix, one per query head,
+        and positions ``< p`` from the base key/value cache (shared by the ``n_var`` variants of each prompt).
+        ``kv_heads`` [h] names the cached key/value head each query head reads; None = every query head in order
+        (each key/value head serving its ``n_heads / n_kv`` query heads). Returns ``z`` [N h tq dh]."""
+        n, nh, tq, dh = q.shape
+        s = p + k.shape[2]
+        scores = q @ k.transpose(-1, -2)  # [N h tq T]
+        if p:  # positions 0..p-1 from the base key/value cache, shared by the n_var variants of each prompt
+            b = n // n_var
+            kp, vp = self.acts[("k", layer)][:, :, :p], self.acts[("v", layer)][:, :, :p]  # [B kv p dh]
+            g = self.n_heads // self.n_kv
+            if kv_heads is not None:
+                kp, vp = kp[:, kv_heads], vp[:, kv_heads]
+            elif g > 1:
+                kp, vp = kp.repeat_interleave(g, dim=1), vp.repeat_interleave(g, dim=1)
+            # one [n_var*tq dh] x [dh p] product per (prompt, head) instead of n_var tiny ones
+            qb = q.reshape(n_var, b, nh, tq, dh).permute(1, 2, 0, 3, 4).reshape(b, nh, -1, dh)
+            sp = _rows_matmul(qb, kp.transpose(-1, -2)).view(b, nh, n_var, tq, p).permute(2, 0, 1, 3, 4)
+            scores = torch.cat([sp.reshape(n, nh, tq, p), scores], dim=-1)
+        scores = scores / self._scale_div if self._scale_div is not None else scores * self._scale_mul
+        if tq > 1:
+            mask = torch.arange(s, device=q.device)[None, :] > torch.arange(s - tq, s, device=q.device)[:, None]
+            scores = scores.masked_fill_(mask, float("-inf"))
+        pattern = torch.softmax(scores, dim=-1, dtype=torch.float32).to(q.dtype)
+        z = pattern[..., p:] @ v  # [N h tq dh]
+        if p:
+            pp = pattern[..., :p].reshape(n_var, b, nh, tq, p).permute(1, 2, 0, 3, 4)
+            zp = _rows_matmul(pp.reshape(b, nh, -1, p), vp).view(b, nh, n_var, tq, dh)
+            z = z + zp.permute(2, 0, 1, 3, 4).reshape(n, nh, tq, dh)
+        return z
 
     def _layer_macs(self, n: int, t: int, tq: int, s: int, *, all_keys: bool) -> int:
         d, h, kv, dh = self.d_model, self.n_heads, self.n_kv, self.d_head
@@ -341,6 +368,13 @@ class ConeEngine:
         out = (h.unsqueeze(1) * self.w_u[columns]).sum(-1)
         return out if self.b_u is None else out + self.b_u[columns]
 
+    def embed(self, tokens: Tensor, start: int = 0) -> Tensor:
+        """Token (plus learned position) embeddings [N T d] of ``tokens`` [N T] at positions ``start..``."""
+        x = F.embedding(tokens.to(self.w_e.device), self.w_e)
+        if self.w_pos is not None:
+            x = x + self.w_pos[start : start + tokens.shape[1]].to(x.device)
+        return x
+
     def forward(self, tokens: Tensor, want: set[tuple[str, int]], *, stats: EngineStats | None = None,
                 ) -> tuple[Tensor, dict[tuple[str, int], Tensor]]:
         """Last-position logits [B d_vocab] of ``tokens`` and the activations ``want`` = {(name, layer)}.
@@ -349,9 +383,7 @@ class ConeEngine:
         z [B S head d_head], attn_out, resid_mid, post, mlp_out.
         """
         b, s = tokens.shape
-        x = F.embedding(tokens.to(self.w_e.device), self.w_e)
-        if self.w_pos is not None:
-            x = x + self.w_pos[:s].to(x.device)
+        x = self.embed(tokens)
         kept: dict[tuple[str, int], Tensor] = {}
         for i in range(self.n_layers):
             x = self.placement.to(x, i)  # cached activations of layer i stay on block i's device

@@ -22,7 +22,6 @@ from collections.abc import Callable
 from typing import Any
 
 import torch
-import torch.nn.functional as F
 from torch import Tensor
 
 __all__ = ["plan_prefix", "activation_sums", "TAPS"]
@@ -50,13 +49,6 @@ def plan_prefix(tokens: Tensor) -> tuple[int, Tensor | None, Tensor | None]:
         order = torch.argsort(inv, stable=True)  # rows grouped by prefix, in row order within a prefix
         best = (cost, p, uniq, order.view(u, -1).T.contiguous())
     return best[1], best[2], best[3]
-
-
-def _embed(engine: Any, tokens: Tensor, start: int) -> Tensor:
-    x = F.embedding(tokens.to(engine.w_e.device), engine.w_e)
-    if engine.w_pos is not None:
-        x = x + engine.w_pos[start : start + tokens.shape[1]].to(x.device)
-    return x
 
 
 @torch.inference_mode()
@@ -107,7 +99,7 @@ def activation_sums(
         if p == 0 or prefixes is None or members is None:
             for i in range(0, n, max_rows):
                 rows = torch.arange(i, min(n, i + max_rows))
-                x = run_suffix(_embed(engine, tokens[rows], 0), 0, 1)
+                x = run_suffix(engine.embed(tokens[rows]), 0, 1)
                 if on_logits is not None:
                     on_logits(rows, engine.logits(x[:, -1]))
             return sums
@@ -124,7 +116,7 @@ def activation_sums(
             for v0 in range(0, c, n_var):
                 rows = members[v0 : v0 + n_var, u0 : u0 + per_block].reshape(-1)  # variant-major, as layer() reads
                 nv = min(n_var, c - v0)
-                x = run_suffix(_embed(engine, tokens[rows, p:], p), p, nv)
+                x = run_suffix(engine.embed(tokens[rows, p:], p), p, nv)
                 if on_logits is not None:
                     on_logits(rows, engine.logits(x[:, -1]))
         return sums
