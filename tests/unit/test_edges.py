@@ -78,24 +78,28 @@ def _shared_prefix(pairs, k):
                        pairs.position_labels, "prefix")
 
 
-@pytest.mark.parametrize("prefix", [0, 3])
-def test_exact_equals_single_edge_hook_patch_for_every_edge(model, pairs, prefix):
+@pytest.mark.parametrize(("prefix", "metric"), [(0, "logit_diff"), (3, "logit_diff"), (3, "prob"), (4, "ie")])
+def test_exact_equals_single_edge_hook_patch_for_every_edge(model, pairs, prefix, metric):
+    """Every edge against one plain-hook forward; ``logit_diff`` runs on the two answer columns of the unembedding,
+    ``prob``/``ie`` on the whole vocabulary; a shared prefix starts the receiver layer's recomputation at it (with
+    ``prefix=4`` only the last position differs)."""
     pairs = _shared_prefix(pairs, prefix) if prefix else pairs
     ef = EdgeForward(model)
     with torch.inference_mode():
         batches = prepare_batches(ef, pairs, ablation="counterfactual", batch_size=3)  # two chunks
-        vals, cost = exact_edge_effects(ef, batches, "logit_diff", max_rows=24)
+        vals, cost = exact_edge_effects(ef, batches, metric, max_rows=24)
         cl, cc = model.run_with_cache(pairs.clean_tokens)
         kl, kc = model.run_with_cache(pairs.corrupt_tokens)
-    f = make_metric("logit_diff", MetricContext(cl[:, -1], kl[:, -1], pairs.clean_answers, pairs.corrupt_answers))
+    f = make_metric(metric, MetricContext(cl[:, -1], kl[:, -1], pairs.clean_answers, pairs.corrupt_answers))
     base = f(cl[:, -1]).double().mean()
     got = []
     for name in ef.graph.names:
         s, r = name.split("->")
         delta = sender_delta_from_cache(model, cc, kc, s)
         got.append(float(f(naive_edge_effect(model, pairs.clean_tokens, delta, r)).double().mean() - base))
-    assert np.abs(np.array(got) - vals).max() <= 1e-5
-    assert np.abs(vals).max() > 0.05 and cost["edges"] == 262
+    scale = max(1.0, float(np.abs(got).max()))
+    assert np.abs(np.array(got) - vals).max() <= 1e-5 * scale
+    assert np.abs(vals).max() > (0.05 if metric == "logit_diff" else 1e-4) and cost["edges"] == 262
 
 
 def test_eap_equals_hand_written_atp_through_edges(model, pairs, eap):
@@ -327,6 +331,23 @@ def test_grouped_query_attention(tmp_path):
         keep = np.ones(g.n_edges, dtype=bool)
         keep[e] = False
         assert abs((ev.values(keep).mean() - ev.m_full.mean()) - exact.scores[e]) < 1e-5
+
+
+def test_exact_on_rotary_gqa_with_shared_prefix_equals_evaluator_for_every_edge(tmp_path):
+    """Rotary keys rotated from the first recomputed position, grouped-query key/value heads, receivers in the last
+    layer (last position only): every edge's exact effect equals the evaluator with only that edge ablated."""
+    model = _tiny_llama(tmp_path, 2)
+    pairs = _shared_prefix(random_pairs(model, batch=3, seq=6, seed=3), 3)
+    exact = edge_scores(model, pairs, "exact")
+    ev = EdgeEvaluator(model, pairs)
+    g = ev.graph
+    want = []
+    for e in range(g.n_edges):
+        keep = np.ones(g.n_edges, dtype=bool)
+        keep[e] = False
+        want.append(ev.values(keep).mean() - ev.m_full.mean())
+    assert np.abs(np.array(want) - exact.scores).max() <= 1e-5 * max(1.0, float(np.abs(want).max()))
+    assert np.abs(exact.scores).max() > 0.01
 
 
 def test_unsupported_architectures(model):

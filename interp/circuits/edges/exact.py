@@ -6,8 +6,11 @@ the receiver. The effect is ``mean metric(patched) - mean metric(clean)`` (MIB's
 
 Cost. A patched edge cannot change anything before its receiver's layer, so every variant starts at that layer
 from the cached clean residual (the cone engine's explicit forward), and variants are stacked along the batch
-axis, ``max_rows`` rows per pass. Edges into the logits cost one final norm and unembedding each. Because an
-edge's delta is the whole sender output, at every position, the patch is not restricted to positions.
+axis, ``max_rows`` rows per pass. A sender's delta is zero before the first position where the clean and corrupt
+(or ablated) outputs differ, so the receiver's layer and every later one recompute only positions from there (the
+last layer only the last position). Edges into the logits cost one final norm and unembedding each; for the metrics
+that read only the two answer logits (``logit_diff`` and its normalized forms) only those two columns of the
+unembedding are computed.
 
 `naive_edge_effect` is the oracle: one full forward of the bridge with plain TransformerLens hooks per edge.
 """
@@ -15,6 +18,7 @@ edge's delta is the whole sender output, at every position, the patch is not res
 from __future__ import annotations
 
 import time
+from types import SimpleNamespace
 from typing import Any
 
 import numpy as np
@@ -25,7 +29,9 @@ from torch import Tensor
 from interp.circuits.edges.forward import EdgeForward
 from interp.circuits.edges.graph import QKV
 from interp.circuits.edges.prep import Batch
+from interp.metrics import MetricContext, make_metric
 from interp.patching.engine import Unsupported
+from interp.patching.exact import _answer_columns
 from interp.sites import edge_hook_name
 
 __all__ = ["edge_hooks", "exact_edge_effects", "naive_edge_effect", "sender_delta_from_cache"]
@@ -48,6 +54,10 @@ def exact_edge_effects(ef: EdgeForward, batches: list[Batch], metric: str, *, ed
         seq = b.clean.shape[1]
         run = ef.run(b.clean, keep_outputs=True)  # clean run with the residual entering each layer
         base = b.metric(metric)(b.clean_logits).double().sum()
+        # metrics that read only the two answer logits get those two columns of the unembedding, not the vocabulary
+        answer = _answer_columns(SimpleNamespace(metric=metric, ctx=MetricContext(
+            b.clean_logits, b.corrupt_logits, b.r, b.r2)))
+        cols, small = answer if answer is not None else (None, None)
         resid = run.resid  # the residual entering each layer, and the final one
         delta = (b.values - b.outputs)  # [B S n_senders d]
         clean_qkv = [ef.head_inputs(layer, resid[layer]) for layer in range(g.n_layers)]
@@ -67,21 +77,22 @@ def exact_edge_effects(ef: EdgeForward, batches: list[Batch], metric: str, *, ed
                 rec = r_idx[e]
                 if layer == g.n_layers:  # into the logits: one norm + unembedding
                     x = resid[layer].repeat(v, 1, 1)[:, -1] + sd[:, -1]
-                    logits = ef.engine.logits(x)
+                    logits = ef.engine.logits(x, None if cols is None else cols.repeat(v, 1))
                 else:
                     local = rec - g.receiver_index(layer, "q", 0)  # 0..3H-1 for q/k/v, 3H for the MLP
-                    x = _after_layer(ef, layer, resid[layer], run.outputs, clean_qkv[layer], sd, local, b.n)
-                    # later layers: only positions >= p (the first where a patched sender differs) are
-                    # recomputed, earlier ones enter attention from the clean key/value cache; the last layer
-                    # computes the last position only (the cone engine's layer)
+                    # only positions >= p (the first where a patched sender differs) are recomputed, earlier ones
+                    # enter attention from the clean key/value cache; the last layer computes the last position
+                    # only (the cone engine's layer)
                     p = min(int(first[s_idx[e]].min()), seq - 1)
-                    x = x[:, p:]
+                    x = _after_layer(ef, layer, resid[layer], run.outputs, clean_qkv[layer], sd, local, b.n, p,
+                                     last=layer == g.n_layers - 1)
                     for i in range(layer + 1, g.n_layers):
                         x = ef.engine.layer(i, x, p, v, last=i == g.n_layers - 1)
                     ef.passes += 1
                     ef.row_layers += v * b.n * (g.n_layers - layer)
-                    logits = ef.engine.logits(x[:, -1])
-                vals = b.metric(metric, reps=v)(logits).double().view(v, b.n).sum(1)
+                    logits = ef.engine.logits(x[:, -1], None if cols is None else cols.repeat(v, 1))
+                fn = b.metric(metric, reps=v) if small is None else make_metric(metric, small.repeat(v))
+                vals = fn(logits).double().view(v, b.n).sum(1)
                 total[pos] += (vals - base).numpy()
     ef.engine.release()
     cost = {"seconds": time.perf_counter() - t0, "passes": ef.passes - passes0,
@@ -90,27 +101,32 @@ def exact_edge_effects(ef: EdgeForward, batches: list[Batch], metric: str, *, ed
 
 
 def _after_layer(ef: EdgeForward, layer: int, resid: Tensor, outputs: Tensor | None, qkv: Tensor, sd: Tensor,
-                 local: np.ndarray, b: int) -> Tensor:
-    """Residual leaving ``layer`` for variants whose one patched receiver is in ``layer`` (variant-major rows).
+                 local: np.ndarray, b: int, p: int, last: bool) -> Tensor:
+    """Residual leaving ``layer`` at positions ``p..S-1`` (the last position only if ``last``) for variants whose
+    one patched receiver is in ``layer`` (variant-major rows).
 
-    A q/k/v edge changes one head: only that head's input projection and attention are recomputed, the other
-    heads' outputs come from the clean run; an MLP edge recomputes the MLP from the clean ``resid_mid``.
+    Every patched sender's delta is zero before ``p``, so nothing before ``p`` changes: a q/k/v edge recomputes
+    only that head's projection at positions ``p..`` and its attention for the query positions kept (earlier keys
+    and values from the clean run), the other heads' outputs come from the clean run; an MLP edge recomputes the
+    MLP from the clean ``resid_mid`` at the positions kept.
     """
     assert outputs is not None
     g, blk, ph = ef.graph, ef.engine.blocks[layer], ef.per_head[layer]
     h, (v_all, s, d) = ef.n_heads, sd.shape
     v_all //= b
+    qp = s - 1 if last else p  # first position whose residual is returned
+    t = s - qp
     s0 = g.sender_index(layer, 0)
-    res_clean = outputs[:, :, s0 : s0 + h]  # [B S H d]
+    res_clean = outputs[:, qp:, s0 : s0 + h]  # [B T H d]
     attn_out = res_clean.sum(2) if blk.bo is None else res_clean.sum(2) + blk.bo
-    mid = (resid + attn_out).repeat(v_all, 1, 1)  # [V*B S d]
+    mid = (resid[:, qp:] + attn_out).repeat(v_all, 1, 1)  # [V*B T d]
     mlp_in = mid.clone()
     sdv = sd.view(v_all, b, s, d)
     qv = np.nonzero(local < 3 * h)[0]
     if len(qv):
         kind = torch.as_tensor(local[qv] // h)
         head = torch.as_tensor(local[qv] % h)
-        hn = blk.ln1(resid[None] + sdv[qv])  # [Vq B S d]
+        hn = blk.ln1(resid[None, :, p:] + sdv[qv][:, :, p:])  # [Vq B S-p d]
         w = torch.stack([ph["wq"], ph["wk"], ph["wv"]])[kind, head]  # [Vq dh d]
         new = torch.einsum("vbsd,ved->vbse", hn, w)
         if any(ph[k] is not None for k in ("bq", "bk", "bv")):
@@ -118,22 +134,24 @@ def _after_layer(ef: EdgeForward, layer: int, resid: Tensor, outputs: Tensor | N
             bias = torch.stack([zero if ph[k] is None else ph[k] for k in ("bq", "bk", "bv")])  # type: ignore[misc]
             new = new + bias[kind, head][:, None, None, :]
         vq = len(qv)
-        rot = ef.engine._rope(new.reshape(vq * b, 1, s, -1), 0).view_as(new)
+        rot = ef.engine._rope(new.reshape(vq * b, 1, s - p, -1), p).view_as(new)
         new = torch.where((kind == 2)[:, None, None, None], new, rot)
         base = qkv[:, :, head].permute(0, 2, 1, 3, 4)  # [3 Vq B S dh]
-        q, k, v = (torch.where((kind == i)[:, None, None, None], new, base[i]) for i in range(3))
-        sc = q @ k.transpose(-1, -2)
+        q = torch.where((kind == 0)[:, None, None, None], new[:, :, qp - p :], base[0][:, :, qp:])  # [Vq B T dh]
+        k, v = (torch.cat([base[i][:, :, :p], torch.where((kind == i)[:, None, None, None], new, base[i][:, :, p:])],
+                          dim=2) for i in (1, 2))  # [Vq B S dh]
+        sc = q @ k.transpose(-1, -2)  # [Vq B T S]
         e = ef.engine
         sc = sc / e._scale_div if e._scale_div is not None else sc * e._scale_mul
-        sc = sc.masked_fill(torch.ones(s, s, dtype=torch.bool, device=sc.device).triu(1), float("-inf"))
-        z = torch.softmax(sc, dim=-1, dtype=torch.float32).to(v.dtype) @ v  # [Vq B S dh]
+        sc = sc.masked_fill(torch.ones(t, s, dtype=torch.bool, device=sc.device).triu(qp + 1), float("-inf"))
+        z = torch.softmax(sc, dim=-1, dtype=torch.float32).to(v.dtype) @ v  # [Vq B T dh]
         res_new = torch.einsum("vbse,ved->vbsd", z, ph["wo"][head])
         change = res_new - res_clean[:, :, head].permute(2, 0, 1, 3)
-        mid.view(v_all, b, s, d)[qv] += change
-        mlp_in.view(v_all, b, s, d)[qv] += change
+        mid.view(v_all, b, t, d)[qv] += change
+        mlp_in.view(v_all, b, t, d)[qv] += change
     mv = np.nonzero(local == 3 * h)[0]
     if len(mv):
-        mlp_in.view(v_all, b, s, d)[mv] += sdv[mv]
+        mlp_in.view(v_all, b, t, d)[mv] += sdv[mv][:, :, qp:]
     return mid + F.linear(blk.post(blk.ln2(mlp_in)), blk.w_out, blk.b_out)
 
 
