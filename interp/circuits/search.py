@@ -118,14 +118,17 @@ def sweep(
     stop_at_target: bool = False,
     max_memory: int | str = "auto",
     stats: dict[str, Any] | None = None,
+    progress: bool = False,
 ) -> list[dict[str, Any]]:
     """Faithfulness after adding components in ``order`` one at a time (step 0 = ``base_mlps`` only).
 
     ``order`` holds ``(kind, layer, head)`` with kind ``"head"`` or ``"mlp"``. Each step's kept set contains the
     previous one. Returns ``[{"n_heads", "n_mlps", "faithfulness", "added"}]``. ``max_memory`` bounds a batch of
     candidates' working memory; ``stats`` (a dict), when given, receives the scorer's counters (passes, rows,
-    ``peak_bytes_estimate``).
+    ``peak_bytes_estimate``). ``progress`` shows a counter of the circuits scored.
     """
+    from interp.progress import bar as progress_bar
+
     heads: list[tuple[int, int]] = []
     mlps: list[int] = list(base_mlps)
     steps = len(order) if max_steps is None else min(len(order), int(max_steps))
@@ -134,6 +137,7 @@ def sweep(
     circuits = [([(l, int(h)) for k, l, h in o if k == "head"], m + [l for k, l, _ in o if k == "mlp"])  # type: ignore
                 for o, m in prefixes]
     scores = iter_scores(evaluator, circuits, max_memory=max_memory, stats=stats)  # many per pass (batched)
+    counter = progress_bar(len(circuits), desc="sweep circuits", enabled=progress)
     for step in range(steps + 1):
         added = None
         if step > 0:
@@ -145,9 +149,11 @@ def sweep(
                 mlps.append(layer)
                 added = f"MLP{layer}"
         f = next(scores).faithfulness
+        counter.update(1)
         curve.append({"n_heads": len(heads), "n_mlps": len(mlps), "faithfulness": f, "added": added})
         if stop_at_target and target is not None and f >= target:
             break
+    counter.close()
     return curve
 
 
@@ -245,7 +251,7 @@ def find_circuit(
     base_mlps = [] if rank_mlps else list(range(n_layers))
     sweep_stats: dict[str, Any] = {}
     curve = sweep(evaluator(ablation), order, base_mlps=base_mlps, target=target, stop_at_target=not st.full_curve,
-                  max_memory=st.max_memory, stats=sweep_stats)
+                  max_memory=st.max_memory, stats=sweep_stats, progress=progress)
     values = [row["faithfulness"] for row in curve]
     chosen = next((i for i, v in enumerate(values) if v >= target), None)
     reached = chosen is not None

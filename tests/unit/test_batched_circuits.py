@@ -80,6 +80,24 @@ def test_sweep_curve_equals_one_circuit_per_pass(tiny, setup):
     assert len(stopped) == 1
 
 
+def test_sweep_shows_progress_off_a_terminal(tiny, setup, monkeypatch):
+    """The sweep is a stage of its own (minutes on SmolLM2): a counter of the circuits scored, as plain lines."""
+    import io
+
+    from interp import progress
+
+    pairs, mean = setup
+    ev = FaithfulnessEvaluator(tiny, pairs.clean_tokens, pairs.clean_answers, ablation="mean", mean=mean)
+    out, real = io.StringIO(), progress.bar
+    monkeypatch.setattr(progress, "bar", lambda total, **kw: real(total, **{**kw, "every": 0.0, "stream": out}))
+    order = [("head", 1, 2), ("head", 0, 3), ("mlp", 0, None)]
+    sweep(ev, order, base_mlps=[1], progress=True)
+    assert "sweep circuits: 4/4 (100%)" in out.getvalue()
+    out.truncate(0)
+    sweep(ev, order, base_mlps=[1])
+    assert out.getvalue() == ""
+
+
 def _nested(model, n=None):
     """The sweep's circuits: heads added one at a time in a fixed shuffled order, all MLPs kept."""
     n_l, n_h = int(model.cfg.n_layers), int(model.cfg.n_heads)
