@@ -125,9 +125,16 @@ def path_patch_cone(model: Any, pairs: Any, *, recv: str | list[tuple[int, int]]
     if recv_by_layer:
         want |= {("resid_pre", min(recv_by_layer))} | {("z", l) for l in recv_by_layer}
         want |= {(c, l) for l in range(min(recv_by_layer), n) for c in ("k", "v")}  # positions before the cone
+    # the source run computes only positions from the first token where it differs from the base run (IOI: the
+    # last third), the earlier ones entering attention from the base run's key/value cache
+    same = (base == source).all(0)
+    p_src = int(same.logical_not().nonzero()[0, 0]) if not bool(same.all()) else s - 1
+    if p_src:
+        want |= {(c, l) for l in range(n) for c in ("k", "v")}
     base_logits, acts = cone.forward(base, want)
     cone.acts, cone.batch, cone.seq_len = acts, b, s
-    src_logits, src = cone.forward(source, {("z", l) for l in sender_layers})
+    src_logits, src = cone.forward(source, {("z", l) for l in sender_layers}, start=p_src)
+    src = {key: torch.cat([acts[key][:, :p_src], val], dim=1) for key, val in src.items()}
     dev = base_logits.device
     ctx = MetricContext(base_logits.float(), src_logits.float(), pairs.clean_answers.to(dev),
                         pairs.corrupt_answers.to(dev))

@@ -288,3 +288,29 @@ def test_auto_budget_is_a_fraction_of_free_memory(monkeypatch):
     monkeypatch.setattr(eng, "available_bytes", lambda device="cpu": None)
     assert eng.parse_bytes(" AUTO ") == eng.AUTO_MIN_BYTES
     assert eng.parse_bytes("2GB") == 2 * 10**9
+
+
+@pytest.mark.parametrize("arch", ["ln", "rotary"])
+def test_forward_from_a_start_position_equals_the_full_forward(arch):
+    """``forward(start=p)`` computes positions p.. from the key/value cache of a base run sharing the first p
+    tokens: the same last-position logits and activations as a full forward of those tokens."""
+    m = tiny_bridge() if arch == "ln" else tiny_bridge(positional_embedding_type="rotary", normalization_type="RMS",
+                                                       n_key_value_heads=2)
+    g = torch.Generator().manual_seed(5)
+    base = torch.randint(0, 50, (3, 7), generator=g)
+    other = base.clone()
+    other[:, 4:] = torch.randint(0, 50, (3, 3), generator=g)
+    eng = ConeEngine.for_model(m)
+    with torch.inference_mode():
+        eng.verify(base)
+        kv = {(c, i) for i in range(eng.n_layers) for c in ("k", "v")}
+        _, acts = eng.forward(base, kv)
+        eng.acts, eng.batch, eng.seq_len = acts, 3, 7
+        want = {("z", 1), ("resid_pre", 2), ("mlp_out", 2)}
+        part_logits, part = eng.forward(other, want, start=4)
+        eng.release()
+        full_logits, full = eng.forward(other, want)
+    assert torch.allclose(part_logits, full_logits, atol=1e-5)
+    assert not torch.allclose(part_logits, eng.forward(base, set())[0], atol=1e-3)
+    for key in want:
+        assert part[key].shape[1] == 3 and torch.allclose(part[key], full[key][:, 4:], atol=1e-5)

@@ -13,8 +13,10 @@ sender's ablation value ``A_s`` instead of its clean output ``O_s``), averaged o
   ``ig_rule="right"`` (default, the paper) or ``"left"`` (the code) chooses;
 * ``eap-ig-activations``: for the senders of one group (the input, the heads of one layer, one MLP) the gradient
   is averaged over ``ig_steps`` runs in which that group's outputs are interpolated (same ``alpha``) and everything
-  else is clean; ``(2 n_layers + 1) ig_steps`` passes. (MIB's code averages the gradients of all groups' runs for
-  every edge; here an edge integrates along its own sender's path, which is what the method describes.)
+  else is clean; ``(2 n_layers + 1) ig_steps`` runs, each starting at its group's layer from the clean residual
+  (about half a forward and backward on average) with the steps stacked on the batch axis. (MIB's code averages the
+  gradients of all groups' runs for every edge; here an edge integrates along its own sender's path, which is what
+  the method describes.)
 * ``exact``: patch each edge alone and measure (`interp.circuits.edges.exact`).
 """
 
@@ -86,9 +88,49 @@ def _accumulate(ef: EdgeForward, out: Tensor, run: Any, metric: Any, delta: Tens
                 "bnd,bd->n", delta[:, -1, lo:hi].double(), gr[:, 0].double())
 
 
+def _activation_ig(ef: EdgeForward, out: Tensor, b: Batch, m: Any, delta: Tensor, alphas: list[float], metric: str,
+                   ig_rows: int) -> None:
+    """EAP-IG over activations for one batch: per sender group (the input, one layer's heads, one MLP), the runs
+    that interpolate that group's outputs, accumulated into the group's rows of ``out``.
+
+    Everything before the group's layer is clean, and the group's edges all read at or after it, so each run starts
+    at that layer from the clean residual (a head group's attention is replaced by the interpolation, an MLP
+    group's layer takes the clean head outputs); the interpolation steps run stacked on the batch axis, at most
+    ``ig_rows`` rows per pass (at least one step)."""
+    g = ef.graph
+    with torch.no_grad():
+        resid = ef.run(b.clean, keep_outputs=True).resid  # the clean residual entering each layer
+    per = max(1, ig_rows // b.n)
+    groups: list[tuple[tuple[str, int], slice]] = [(("input", 0), slice(0, 1))]
+    for layer in range(g.n_layers):
+        s0 = g.sender_index(layer, 0)
+        groups += [(("attn", layer), slice(s0, s0 + ef.n_heads)),
+                   (("mlp", layer), slice(s0 + ef.n_heads, s0 + ef.n_heads + 1))]
+    for c0 in range(0, len(alphas), per):
+        chunk = alphas[c0 : c0 + per]
+        k = len(chunk)
+        mk = m if k == 1 else b.metric(metric, reps=k)
+        dk = delta if k == 1 else delta.repeat(k, 1, 1, 1)
+        for key, rows in groups:
+            v, o = b.values[:, :, rows], b.outputs[:, :, rows]
+            val = torch.cat([o if a == 1.0 else v + a * (o - v) for a in chunk])  # step-major [k*B S group d]
+            over = {key: val if key[0] == "attn" else val[:, :, 0]}
+            kind, layer = key
+            if kind == "input":
+                run = ef.run(b.clean.repeat(k, 1), probes=True, override=over)
+            else:
+                if kind == "mlp":
+                    s0 = g.sender_index(layer, 0)
+                    over[("attn", layer)] = b.outputs[:, :, s0 : s0 + ef.n_heads].repeat(k, 1, 1, 1)
+                run = ef.run(probes=True, override=over, start=(layer, resid[layer].repeat(k, 1, 1)))
+            _accumulate(ef, out, run, mk, dk, rows)
+
+
 def gradient_scores(ef: EdgeForward, batches: list[Batch], metric: str, method: str, ig_steps: int,
-                    ig_rule: str = "right") -> Tensor:
-    """[n_senders n_receivers] float64 scores of a gradient method, averaged over prompts (and steps)."""
+                    ig_rule: str = "right", ig_rows: int = 64) -> Tensor:
+    """[n_senders n_receivers] float64 scores of a gradient method, averaged over prompts (and steps).
+
+    ``ig_rows`` bounds the rows of one ``eap-ig-activations`` pass (its interpolation steps run stacked)."""
     g = ef.graph
     out = torch.zeros(len(g.senders), len(g.receivers), dtype=torch.float64)
     steps = 1 if method == "eap" else ig_steps
@@ -104,19 +146,7 @@ def gradient_scores(ef: EdgeForward, batches: list[Batch], metric: str, method: 
                         over[("input", 0)] = b.values[:, :, 0] + a * (b.outputs[:, :, 0] - b.values[:, :, 0])
                     _accumulate(ef, out, ef.run(b.clean, probes=True, override=over), m, delta, None)
             else:
-                groups: list[tuple[tuple[str, int], slice]] = [(("input", 0), slice(0, 1))]
-                for layer in range(g.n_layers):
-                    s0 = g.sender_index(layer, 0)
-                    groups += [(("attn", layer), slice(s0, s0 + ef.n_heads)),
-                               (("mlp", layer), slice(s0 + ef.n_heads, s0 + ef.n_heads + 1))]
-                for key, rows in groups:
-                    for a in alphas:
-                        over = {}
-                        if a != 1.0:
-                            v, o = b.values[:, :, rows], b.outputs[:, :, rows]
-                            val = v + a * (o - v)
-                            over[key] = val if key[0] == "attn" else val[:, :, 0]
-                        _accumulate(ef, out, ef.run(b.clean, probes=True, override=over), m, delta, rows)
+                _activation_ig(ef, out, b, m, delta, alphas, metric, ig_rows)
     n = sum(b.n for b in batches)
     return out / (n * steps)
 

@@ -376,21 +376,23 @@ class ConeEngine:
         return x
 
     def forward(self, tokens: Tensor, want: set[tuple[str, int]], *, stats: EngineStats | None = None,
-                ) -> tuple[Tensor, dict[tuple[str, int], Tensor]]:
+                start: int = 0) -> tuple[Tensor, dict[tuple[str, int], Tensor]]:
         """Last-position logits [B d_vocab] of ``tokens`` and the activations ``want`` = {(name, layer)}.
 
         Names: resid_pre (layer n_layers is the final residual), k, v (rotated keys, values [B kv S d_head]),
-        z [B S head d_head], attn_out, resid_mid, post, mlp_out.
+        z [B S head d_head], attn_out, resid_mid, post, mlp_out. With ``start > 0`` only positions ``start..``
+        are computed (and returned), positions before it entering attention from the key/value cache in
+        ``self.acts`` (a base run whose first ``start`` tokens equal these).
         """
         b, s = tokens.shape
-        x = self.embed(tokens)
+        x = self.embed(tokens[:, start:], start)
         kept: dict[tuple[str, int], Tensor] = {}
         for i in range(self.n_layers):
             x = self.placement.to(x, i)  # cached activations of layer i stay on block i's device
             if ("resid_pre", i) in want:
                 kept[("resid_pre", i)] = x
             taps: dict[str, Tensor] = {}
-            x = self.layer(i, x, 0, 1, last=False, taps=taps)
+            x = self.layer(i, x, start, 1, last=False, taps=taps)
             for name, val in taps.items():
                 if (name, i) in want:
                     kept[(name, i)] = val
@@ -398,7 +400,7 @@ class ConeEngine:
         if ("resid_pre", self.n_layers) in want:
             kept[("resid_pre", self.n_layers)] = x
         if stats is not None:
-            macs = sum(self._layer_macs(b, s, s, s, all_keys=True) for _ in range(self.n_layers))
+            macs = sum(self._layer_macs(b, s - start, s - start, s, all_keys=True) for _ in range(self.n_layers))
             stats.flops_overhead += 2 * (macs + b * self.d_model * self.d_vocab)
         return self.logits(x[:, -1]), kept
 
