@@ -80,7 +80,7 @@ def _row(name: str, scope: str, ref: str, t_ref: float, t_new: float, diff: floa
 
 
 def smol_cases(n_pairs: int, layers: list[int], recv_layers: list[int], receivers: str, max_memory: str,
-               name_movers: int = 3) -> list[dict[str, Any]]:
+               name_movers: int = 3, hooked_all: bool = False) -> list[dict[str, Any]]:
     import transformer_lens.patching as tlp
 
     from interp.metrics import MetricContext, make_metric
@@ -111,9 +111,15 @@ def smol_cases(n_pairs: int, layers: list[int], recv_layers: list[int], receiver
                      float(np.abs(cone.effects - full.effects).max()), scale, peak_cone, extra))
     rows.append(_row("path -> logits (SmolLM2 IOI)", scope, "TL-style plain hooks", t_tl, t_cone,
                      float(np.abs(cone.effects - tl).max()), scale, peak_cone, {"prompts": pairs.n}))
-    rows.append(_row("path -> logits, all 270 senders", "270 senders (cone) vs extrapolated", "today's (extrapolated)",
-                     extra["full_270_extrapolated_seconds"], t_all, float("nan"), scale, peak_all,
-                     {"prompts": pairs.n}))
+    if hooked_all:  # the hooked implementation on every sender too: a measured ratio, not an extrapolation
+        full_all, t_full_all, _ = _timed(lambda: path_patch(model, pairs, engine="full", **kw))
+        rows.append(_row("path -> logits, all 270 senders", "270 senders, both measured", "today's path_patch (hooks)",
+                         t_full_all, t_all, float(np.abs(cone_all.effects - full_all.effects).max()), scale, peak_all,
+                         {"prompts": pairs.n}))
+    else:
+        rows.append(_row("path -> logits, all 270 senders", "270 senders (cone) vs extrapolated",
+                         "today's (extrapolated)", extra["full_270_extrapolated_seconds"], t_all, float("nan"), scale,
+                         peak_all, {"prompts": pairs.n}))
     # -- path patching through receiver heads
     cases = [("path -> receiver heads (SmolLM2 IOI)", receivers)]
     if name_movers:  # Wang et al.'s name movers: the heads with the largest direct effect on the logits
@@ -244,6 +250,8 @@ def main(argv: list[str] | None = None) -> int:
                     help="also run the receiver case with the top-N heads by direct effect on the logits (Wang et "
                          "al.'s name movers, from the cone's path patching of all 270 heads) as receivers; 0 = skip")
     ap.add_argument("--max-memory", default="2GB")
+    ap.add_argument("--hooked-all", action="store_true", help="also run the hooked path patching on all 270 senders "
+                    "(minutes) for a measured all-sender ratio instead of one extrapolated from --layers")
     ap.add_argument("--skip", default="", help="comma-separated: smol, toy")
     args = ap.parse_args(argv)
     torch.set_num_threads(args.threads)
@@ -256,7 +264,7 @@ def main(argv: list[str] | None = None) -> int:
     if "smol" not in skip:
         rows += smol_cases(args.smol_pairs, [int(x) for x in args.layers.split(",")],
                            [int(x) for x in args.recv_layers.split(",")], args.receivers, args.max_memory,
-                           args.name_movers)
+                           args.name_movers, args.hooked_all)
     print()
     print(table(rows))
     if args.json:

@@ -144,7 +144,8 @@ def _activation_ig_oracle(model, pairs, steps, rule):
     groups = [(("input", 0), slice(0, 1))]
     for layer in range(g.n_layers):
         s0 = g.sender_index(layer, 0)
-        groups += [(("attn", layer), slice(s0, s0 + ef.n_heads)), (("mlp", layer), slice(s0 + ef.n_heads, s0 + 5))]
+        h = ef.n_heads
+        groups += [(("attn", layer), slice(s0, s0 + h)), (("mlp", layer), slice(s0 + h, s0 + h + 1))]
     delta = b.values - b.outputs
     with torch.enable_grad():
         for key, rows in groups:
@@ -171,6 +172,20 @@ def test_activation_ig_from_each_groups_layer_equals_full_runs(model, pairs, ste
     want = _activation_ig_oracle(model, pairs, steps, rule)
     assert np.abs(got - want).max() <= 1e-5 * np.abs(want).max()
     assert np.abs(want).max() > 0.01
+
+
+def test_activation_ig_from_each_groups_layer_on_rotary_gqa(tmp_path):
+    from interp.circuits.edges.scores import gradient_scores
+
+    m = _tiny_llama(tmp_path, 2)
+    pairs = random_pairs(m, batch=3, seq=5, seed=4)
+    ef = EdgeForward(m)
+    with torch.inference_mode():
+        batches = prepare_batches(ef, pairs, ablation="counterfactual", batch_size=pairs.n)
+    s, r = ef.graph.edge_index
+    got = gradient_scores(ef, batches, "logit_diff", "eap-ig-activations", 3, "right", ig_rows=6).numpy()[s, r]
+    want = _activation_ig_oracle(m, pairs, 3, "right")
+    assert np.abs(got - want).max() <= 1e-5 * np.abs(want).max() and np.abs(want).max() > 0.01
 
 
 def test_ig_rules_are_the_papers_and_the_codes_interpolation_points(model, pairs, eap):
