@@ -145,7 +145,7 @@ class EdgeForward:
         given residual (no ablation then)."""
         gph, e = self.graph, self.engine
         extra, override = extra or {}, override or {}
-        need_o = keep_outputs or ablate is not None
+        need_o = keep_outputs
         if start is None:
             assert tokens is not None
             x = override.get(("input", 0))
@@ -159,11 +159,38 @@ class EdgeForward:
         n, s, d = x.shape
         e._rope_tables(s)
         outs = x.new_zeros(n, s, len(gph.senders), d) if need_o else None
-        if outs is not None and first == 0:
-            outs[:, :, 0] = x
         amask = None if ablate is None else torch.as_tensor(ablate, device=x.device)
+        # ablation deltas A_s - O_s, sender-major [n_senders N*S*d] (a receiver group's delta is one matrix product
+        # with its mask columns), and their running sum over the senders so far
+        dmat = None if amask is None else x.new_empty(len(gph.senders), n * s * d)
+        dsum = None if amask is None else x.new_zeros(n, s, d)
+
+        def record(lo: int, out: Tensor) -> None:
+            """Senders ``lo..`` produced ``out`` [N S k d] in this pass."""
+            nonlocal dsum
+            k = out.shape[2]
+            if outs is not None:
+                outs[:, :, lo : lo + k] = out
+            if dmat is not None:
+                assert values is not None and dsum is not None
+                dd = (values[:, :, lo : lo + k] - out).permute(2, 0, 1, 3)  # [k N S d]
+                dmat[lo : lo + k] = dd.reshape(k, -1)
+                dsum = dsum + dd.sum(0)
+
+        if first == 0:
+            record(0, x[:, :, None])
         probe_t: dict[tuple[str, int], Tensor] = {}
         resid: list[Tensor] = []
+
+        def combine(m: Tensor, rows: Tensor, n_snd: int) -> Tensor:
+            """``sum_s m[s, r] (A_s - O_s)`` for the receivers r of ``m`` [n_snd R] -> [N S R d]; only ``rows``
+            can be nonzero (a gather of those rows when they are few, else the whole block)."""
+            assert dmat is not None
+            if len(rows) * 2 < n_snd:
+                prod = m[rows].T.to(dmat.dtype) @ dmat[rows]
+            else:
+                prod = m.T.to(dmat.dtype) @ dmat[:n_snd]
+            return prod.view(m.shape[1], n, s, d).permute(1, 2, 0, 3)
 
         def delta(rcv: slice, n_snd: int) -> Tensor | None:
             if amask is None:
@@ -172,16 +199,15 @@ class EdgeForward:
             rows = m.any(1).nonzero()[:, 0]
             if len(rows) == 0:
                 return None
-            assert outs is not None and values is not None
-            kept_rows = (~m).any(1).nonzero()[:, 0]
+            assert dsum is not None
+            keep = ~m
+            kept_rows = keep.any(1).nonzero()[:, 0]
             if len(kept_rows) < len(rows):  # small circuits: all deltas minus the kept edges' (fewer senders)
-                full = (values[:, :, :n_snd] - outs[:, :, :n_snd]).sum(2, keepdim=True)  # [N S 1 d]
+                full = dsum[:, :, None]  # [N S 1 d]
                 if len(kept_rows) == 0:
                     return full.expand(-1, -1, m.shape[1], -1)
-                diff = values[:, :, kept_rows] - outs[:, :, kept_rows]
-                return full - torch.einsum("nskd,kr->nsrd", diff, (~m[kept_rows]).to(diff.dtype))
-            diff = values[:, :, rows] - outs[:, :, rows]  # [N S k d]
-            return torch.einsum("nskd,kr->nsrd", diff, m[rows].to(diff.dtype))
+                return full - combine(keep, kept_rows, n_snd)
+            return combine(m, rows, n_snd)
 
         def add(cur: Tensor | None, more: Tensor | None) -> Tensor | None:
             if more is None:
@@ -204,8 +230,7 @@ class EdgeForward:
                 res = self._attention(layer, x, d3)
             attn_out = res.sum(2) if blk.bo is None else res.sum(2) + blk.bo
             mid = x + attn_out
-            if outs is not None:
-                outs[:, :, s0 : s0 + self.n_heads] = res
+            record(s0, res)
             rm = gph.receiver_index(layer, "mlp")
             dm = add(delta(slice(rm, rm + 1), s0 + self.n_heads), extra.get(("mlp", layer)))
             if dm is not None and dm.ndim == 4:
@@ -218,8 +243,7 @@ class EdgeForward:
             if mlp_out is None:
                 xin = mid if dm is None else mid + dm
                 mlp_out = F.linear(blk.post(blk.ln2(xin)), blk.w_out, blk.b_out)
-            if outs is not None:
-                outs[:, :, s0 + self.n_heads] = mlp_out
+            record(s0 + self.n_heads, mlp_out[:, :, None])
             x = mid + mlp_out
         if keep_outputs:
             resid.append(x)
