@@ -148,6 +148,7 @@ def main() -> int:
         from interp.circuits import find_circuit
         from interp.circuits.edges import edges_of_nodes
         from interp.circuits.edges.search import find_edge_circuit
+        from interp.circuits.edges.select import prune_edges, top_n_edges
 
         t0 = time.perf_counter()
         op = (getattr(task, "operators", None) or [None])[0]
@@ -159,15 +160,16 @@ def main() -> int:
         target = min(max(f_node, 1e-3), 1.0)  # a node circuit can overshoot (f > 1); edge circuits aim at <= 1
         edge_c = find_edge_circuit(ev, ref_scores, target=target)
         e_frac = 100 * len(e_node) / g.n_edges
-        same = find_edge_circuit(ev, ref_scores, target=1.0, budgets=[e_frac], refine=False)
+        same_edges = prune_edges(g, top_n_edges(ref_scores.scores, len(e_node)))  # as many edges as the node circuit
+        same_f = ev.score(same_edges, allow_empty=True).faithfulness
         lines += [f"Node circuit of `find_circuit` (operator {op}, resample ablation, heads and MLPs ranked by exact "
                   f"patching, target F = 0.9 under its own NL metric): {len(node.heads)} heads + {len(node.mlps)} "
                   f"MLPs = {len(e_node)} edges, edge-level faithfulness f = {f_node:.3f} (counterfactual, logit "
                   f"difference; |1 - f| = {abs(1 - f_node):.3f}). The {ref_scores.method} edge circuit reaching f >= "
                   f"{target:.3f}{' (capped at 1)' if f_node > 1 else ''}: {len(edge_c.edges)} edges "
                   f"(f = {edge_c.faithfulness:.3f}{'' if edge_c.curve['reached'] else ', target not reached'}); "
-                  f"its top {e_frac:.2f}% of edges (as many as the node circuit's): {len(same.edges)} edges after "
-                  f"pruning, f = {same.faithfulness:.3f}. ({time.perf_counter() - t0:.1f} s)\n"]
+                  f"its top {e_frac:.2f}% of edges (as many as the node circuit's): {len(same_edges)} edges after "
+                  f"pruning, f = {same_f:.3f}. ({time.perf_counter() - t0:.1f} s)\n"]
     text = "\n".join(lines)
     print(text)
     out = Path(args.out)
