@@ -142,15 +142,14 @@ class _Sweep:
 ANSWER_ONLY_METRICS = ("logit_diff", "logit_diff_change", "logit_diff_norm")
 
 
-def _answer_columns(sw: _Sweep) -> tuple[Tensor, MetricContext] | None:
+def answer_columns(metric: str, ctx: MetricContext) -> tuple[Tensor, MetricContext] | None:
     """``[B 2]`` answer token columns and the metric context on them, when the metric reads nothing else."""
-    if sw.metric not in ANSWER_ONLY_METRICS:
+    if metric not in ANSWER_ONLY_METRICS:
         return None
-    ctx = sw.ctx
     cols = torch.stack([ctx.r, ctx.r2], dim=1).to(ctx.base_logits.device)
     small = MetricContext(ctx.base_logits.gather(1, cols), ctx.source_logits.gather(1, cols),
                           torch.zeros_like(ctx.r), torch.ones_like(ctx.r2))
-    full_fn, small_fn = make_metric(sw.metric, ctx), make_metric(sw.metric, small)
+    full_fn, small_fn = make_metric(metric, ctx), make_metric(metric, small)
     gen = torch.Generator(device=ctx.base_logits.device).manual_seed(0)  # leaves the global RNG alone
     noise = torch.randn(ctx.base_logits.shape, generator=gen, device=ctx.base_logits.device)
     probe = ctx.base_logits + noise.to(ctx.base_logits.dtype)
@@ -209,7 +208,7 @@ def _run_cone(sw: _Sweep, cone: ConeEngine, stats: EngineStats) -> int:
     from interp.progress import bar as progress_bar
 
     seq_len = sw.base.shape[1]
-    answer = _answer_columns(sw)
+    answer = answer_columns(sw.metric, sw.ctx)
     cols, small_ctx = answer if answer is not None else (None, None)
     n_cols = None if cols is None else int(cols.shape[1])
 

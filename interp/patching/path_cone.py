@@ -19,7 +19,6 @@ The same numbers as the hooked implementation (`interp.patching.path`, kept as t
 
 from __future__ import annotations
 
-from types import SimpleNamespace
 from typing import Any
 
 import torch
@@ -31,6 +30,11 @@ from interp.metrics import MetricContext, make_metric
 from interp.patching.engine import ConeEngine, Unsupported, format_bytes, parse_bytes
 
 __all__ = ["path_patch_cone"]
+
+
+def _first_true(mask: Tensor) -> int:
+    """The first position where ``mask`` [S] is True (the last position if none: the metric still reads it)."""
+    return int(mask.nonzero()[0, 0]) if bool(mask.any()) else mask.shape[0] - 1
 
 
 def _mlp(cone: ConeEngine, layer: int, mid: Tensor, frozen: Tensor | None) -> Tensor:
@@ -105,7 +109,7 @@ def path_patch_cone(model: Any, pairs: Any, *, recv: str | list[tuple[int, int]]
 
     Raises `Unsupported` where the cone engine cannot reproduce the model (the caller falls back to hooks).
     """
-    from interp.patching.exact import _answer_columns
+    from interp.patching.exact import answer_columns
 
     cone = ConeEngine.for_model(model)
     if cone.placement.multi:
@@ -127,8 +131,7 @@ def path_patch_cone(model: Any, pairs: Any, *, recv: str | list[tuple[int, int]]
         want |= {(c, l) for l in range(min(recv_by_layer), n) for c in ("k", "v")}  # positions before the cone
     # the source run computes only positions from the first token where it differs from the base run (IOI: the
     # last third), the earlier ones entering attention from the base run's key/value cache
-    same = (base == source).all(0)
-    p_src = int(same.logical_not().nonzero()[0, 0]) if not bool(same.all()) else s - 1
+    p_src = _first_true((base != source).any(0))
     if p_src:
         want |= {(c, l) for l in range(n) for c in ("k", "v")}
     base_logits, acts = cone.forward(base, want)
@@ -138,7 +141,7 @@ def path_patch_cone(model: Any, pairs: Any, *, recv: str | list[tuple[int, int]]
     dev = base_logits.device
     ctx = MetricContext(base_logits.float(), src_logits.float(), pairs.clean_answers.to(dev),
                         pairs.corrupt_answers.to(dev))
-    answer = _answer_columns(SimpleNamespace(metric=metric, ctx=ctx))
+    answer = answer_columns(metric, ctx)
     cols, mctx = answer if answer is not None else (None, ctx)
     n_cols = None if cols is None else int(cols.shape[1])
 
@@ -211,7 +214,7 @@ def _through_receivers(cone: ConeEngine, ls: int, heads: list[int], acts: dict, 
     k = len(heads)
     b, s, d, n = acts[("z", ls)].shape[0], acts[("z", ls)].shape[1], cone.d_model, cone.n_layers
     diff = (src[("z", ls)][:, :, heads] != acts[("z", ls)][:, :, heads]).flatten(2).any(-1).any(0)  # [S]
-    p0 = int(diff.nonzero()[0, 0]) if bool(diff.any()) else s - 1
+    p0 = _first_true(diff)
     t = s - p0
     recorded: dict[int, Tensor] = {}
     later = [lr for lr in sorted(recv_by_layer) if lr > ls]

@@ -120,10 +120,10 @@ def _first_changed(cone: ConeEngine, kind: str, specs: list[tuple[int, int, int 
 
 
 def _run_cone(sw: Any, cone: ConeEngine, specs: list[tuple[int, int, int | None]], stats: EngineStats) -> int:
-    from interp.patching.exact import _answer_columns
+    from interp.patching.exact import answer_columns
 
     b, s = sw.batch, sw.base.shape[1]
-    answer = _answer_columns(sw)
+    answer = answer_columns(sw.metric, sw.ctx)
     cols, small_ctx = answer if answer is not None else (None, None)
     n_cols = None if cols is None else int(cols.shape[1])
     layers = sorted({lyr for _, lyr, _ in specs})

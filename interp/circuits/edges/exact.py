@@ -18,7 +18,6 @@ unembedding are computed.
 from __future__ import annotations
 
 import time
-from types import SimpleNamespace
 from typing import Any
 
 import numpy as np
@@ -31,7 +30,7 @@ from interp.circuits.edges.graph import QKV
 from interp.circuits.edges.prep import Batch
 from interp.metrics import MetricContext, make_metric
 from interp.patching.engine import Unsupported
-from interp.patching.exact import _answer_columns
+from interp.patching.exact import answer_columns
 from interp.sites import edge_hook_name
 
 __all__ = ["edge_hooks", "exact_edge_effects", "naive_edge_effect", "sender_delta_from_cache"]
@@ -55,8 +54,7 @@ def exact_edge_effects(ef: EdgeForward, batches: list[Batch], metric: str, *, ed
         run = ef.run(b.clean, keep_outputs=True)  # clean run with the residual entering each layer
         base = b.metric(metric)(b.clean_logits).double().sum()
         # metrics that read only the two answer logits get those two columns of the unembedding, not the vocabulary
-        answer = _answer_columns(SimpleNamespace(metric=metric, ctx=MetricContext(
-            b.clean_logits, b.corrupt_logits, b.r, b.r2)))
+        answer = answer_columns(metric, MetricContext(b.clean_logits, b.corrupt_logits, b.r, b.r2))
         cols, small = answer if answer is not None else (None, None)
         resid = run.resid  # the residual entering each layer, and the final one
         delta = (b.values - b.outputs)  # [B S n_senders d]

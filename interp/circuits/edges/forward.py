@@ -145,7 +145,6 @@ class EdgeForward:
         given residual (no ablation then)."""
         gph, e = self.graph, self.engine
         extra, override = extra or {}, override or {}
-        need_o = keep_outputs
         if start is None:
             assert tokens is not None
             x = override.get(("input", 0))
@@ -158,7 +157,7 @@ class EdgeForward:
                 raise ValueError("start= cannot be combined with ablate=")
         n, s, d = x.shape
         e._rope_tables(s)
-        outs = x.new_zeros(n, s, len(gph.senders), d) if need_o else None
+        outs = x.new_zeros(n, s, len(gph.senders), d) if keep_outputs else None
         amask = None if ablate is None else torch.as_tensor(ablate, device=x.device)
         # ablation deltas A_s - O_s, sender-major [n_senders N*S*d] (a receiver group's delta is one matrix product
         # with its mask columns), and their running sum over the senders so far

@@ -88,7 +88,7 @@ def _accumulate(ef: EdgeForward, out: Tensor, run: Any, metric: Any, delta: Tens
                 "bnd,bd->n", delta[:, -1, lo:hi].double(), gr[:, 0].double())
 
 
-def _activation_ig(ef: EdgeForward, out: Tensor, b: Batch, m: Any, delta: Tensor, alphas: list[float], metric: str,
+def _activation_ig(ef: EdgeForward, out: Tensor, b: Batch, delta: Tensor, alphas: list[float], metric: str,
                    ig_rows: int) -> None:
     """EAP-IG over activations for one batch: per sender group (the input, one layer's heads, one MLP), the runs
     that interpolate that group's outputs, accumulated into the group's rows of ``out``.
@@ -110,7 +110,7 @@ def _activation_ig(ef: EdgeForward, out: Tensor, b: Batch, m: Any, delta: Tensor
     for c0 in range(0, len(alphas), per):
         chunk = alphas[c0 : c0 + per]
         k = len(chunk)
-        mk = m if k == 1 else b.metric(metric, reps=k)
+        mk = b.metric(metric, reps=k)
         dk = delta if k == 1 else delta.repeat(k, 1, 1, 1)
         for key, rows in groups:
             v, o = b.values[:, :, rows], b.outputs[:, :, rows]
@@ -147,7 +147,7 @@ def gradient_scores(ef: EdgeForward, batches: list[Batch], metric: str, method: 
                         over[("input", 0)] = b.values[:, :, 0] + a * (b.outputs[:, :, 0] - b.values[:, :, 0])
                     _accumulate(ef, out, ef.run(b.clean, probes=True, override=over), m, delta, None)
             else:
-                _activation_ig(ef, out, b, m, delta, alphas, metric, ig_rows)
+                _activation_ig(ef, out, b, delta, alphas, metric, ig_rows)
     n = sum(b.n for b in batches)
     return out / (n * steps)
 
