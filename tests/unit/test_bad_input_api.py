@@ -146,6 +146,10 @@ CASES = [
     ("search max_memory 0", lambda m, t: SearchSettings(max_memory=0), r"not a usable size"),
     ("edges ig_rule", lambda m, t: __import__("interp.circuits.edges.scores", fromlist=["x"]).check_method(
         "eap-ig-inputs", 5, "middle"), r"valid.*right.*left|right.*left"),
+    ("edges ig_rows 0", lambda m, t: __import__("interp.circuits.edges.scores", fromlist=["x"]).gradient_scores(
+        None, [], "logit_diff", "eap-ig-activations", 5, ig_rows=0), r"ig_rows must be an integer >= 1 .*got 0"),
+    ("edges ig_rows float", lambda m, t: __import__("interp.circuits.edges.scores", fromlist=["x"]).gradient_scores(
+        None, [], "logit_diff", "eap-ig-activations", 5, ig_rows=2.5), r"ig_rows must be an integer >= 1 .*got 2\.5"),
     ("search target nan", lambda m, t: SearchSettings(target=float("nan")), r"(?i)target"),
     # neurons
     ("neurons on ioi", lambda m, t: analyze_neurons(m, _ioi()), r"needs an arithmetic task .*not 'ioi:8:abc'"),

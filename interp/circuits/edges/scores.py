@@ -132,6 +132,9 @@ def gradient_scores(ef: EdgeForward, batches: list[Batch], metric: str, method: 
     """[n_senders n_receivers] float64 scores of a gradient method, averaged over prompts (and steps).
 
     ``ig_rows`` > batch stacks ``eap-ig-activations`` interpolation steps, at most that many rows per pass."""
+    if not isinstance(ig_rows, int | np.integer) or isinstance(ig_rows, bool) or ig_rows < 1:
+        raise EdgeError(f"ig_rows must be an integer >= 1 (rows per eap-ig-activations pass; 1 = one interpolation "
+                        f"step per pass); got {ig_rows!r}")
     g = ef.graph
     out = torch.zeros(len(g.senders), len(g.receivers), dtype=torch.float64)
     steps = 1 if method == "eap" else ig_steps
