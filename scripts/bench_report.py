@@ -36,8 +36,7 @@ def run_report(checkout: Path, extra: list[str], out_dir: Path) -> dict:
     env = {k: v for k, v in os.environ.items() if k not in ("OMP_NUM_THREADS", "MKL_NUM_THREADS")}
     env["PYTHONPATH"] = str(checkout)
     out = out_dir / f"report-{checkout.name}-{time.time_ns()}.html"
-    cmd = [sys.executable, "-c", "import sys; from interp.cli import main; sys.exit(main())", "report",
-           "--model", "toy-arith", "--out", str(out), *extra]
+    cmd = [sys.executable, "-c", GC_TIMED_MAIN, "report", "--model", "toy-arith", "--out", str(out), *extra]
     load0 = os.getloadavg()[0]
     ru0 = resource.getrusage(resource.RUSAGE_CHILDREN)
     t0 = time.perf_counter()
@@ -48,7 +47,26 @@ def run_report(checkout: Path, extra: list[str], out_dir: Path) -> dict:
     if p.returncode != 0:
         raise SystemExit(f"report failed in {checkout}:\n{p.stderr[-3000:]}")
     stages = {m.group(3): _seconds(m.group(4)) for line in p.stderr.splitlines() if (m := STAGE_END.match(line))}
-    return {"checkout": str(checkout), "wall": wall, "cpu": cpu, "load_before": load0, "stages": stages}
+    gc_s = [float(line.split()[1]) for line in p.stderr.splitlines() if line.startswith("GC_SECONDS ")]
+    return {"checkout": str(checkout), "wall": wall, "cpu": cpu, "load_before": load0, "stages": stages,
+            "gc": gc_s[-1] if gc_s else float("nan")}
+
+
+# `interp`'s own entry point (main() without arguments), plus the seconds spent in the cyclic garbage collector,
+# summed over every collection (gc.callbacks) and printed to stderr at exit
+GC_TIMED_MAIN = """
+import atexit, gc, sys, time
+spent, started = [0.0], [0.0]
+def _gc(phase, info):
+    if phase == "start":
+        started[0] = time.perf_counter()
+    else:
+        spent[0] += time.perf_counter() - started[0]
+gc.callbacks.append(_gc)
+atexit.register(lambda: sys.stderr.write(f"GC_SECONDS {spent[0]:.3f}\\n"))
+from interp.cli import main
+sys.exit(main())
+"""
 
 
 def busy(n: int) -> list[subprocess.Popen]:
@@ -75,7 +93,7 @@ def main() -> int:
                     r = run_report(path, extra, Path(tmp))
                     r.update(name=name, cond=cond)
                     rows.append(r)
-                    print(f"{name:8} {cond:6} {r['wall']:6.1f} s wall, {r['cpu']:6.1f} s CPU  "
+                    print(f"{name:8} {cond:6} {r['wall']:6.1f} s wall, {r['cpu']:6.1f} s CPU, {r['gc']:5.1f} s GC  "
                           f"(load before {r['load_before']:.1f})  "
                           + ", ".join(f"{k.split(' (')[0]} {v:.1f}" for k, v in r["stages"].items()), flush=True)
             finally:
@@ -89,16 +107,18 @@ def main() -> int:
         "",
         f"Command: `python scripts/bench_report.py{' --quick' if args.quick else ''}"
         + (" --baseline CHECKOUT" if args.baseline else "") + f"` on {os.cpu_count()} cores; wall-clock seconds of "
-        "the whole command (imports and model load included), CPU seconds (user + system) of the command, and the "
-        "stage times it printed; \"load\" is the 1-minute load average when the run started (other users' jobs "
+        "the whole command (imports and model load included), CPU seconds (user + system) of the command, seconds "
+        "spent in Python's cyclic garbage collector (all collections, `gc.callbacks`), and the stage times it "
+        "printed; \"load\" is the 1-minute load average when the run started (other users' jobs "
         "included, so \"idle\" means: no busy loops of ours).",
         "",
-        "| code | condition | wall (s) | CPU (s) | load | " + " | ".join(
+        "| code | condition | wall (s) | CPU (s) | GC (s) | load | " + " | ".join(
             k.split(" (")[0] for k in rows[0]["stages"]) + " |",
-        "|---|---|---|---|---|" + "---|" * len(rows[0]["stages"]),
+        "|---|---|---|---|---|---|" + "---|" * len(rows[0]["stages"]),
     ]
     for r in rows:
-        lines.append(f"| {r['name']} | {r['cond']} | {r['wall']:.1f} | {r['cpu']:.1f} | {r['load_before']:.1f} | "
+        lines.append(f"| {r['name']} | {r['cond']} | {r['wall']:.1f} | {r['cpu']:.1f} | {r['gc']:.1f} | "
+                     f"{r['load_before']:.1f} | "
                      + " | ".join(f"{r['stages'][k]:.1f}" if k in r["stages"] else "-" for k in rows[0]["stages"])
                      + " |")
     for name, _ in checkouts:

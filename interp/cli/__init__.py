@@ -131,6 +131,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         from interp.errors import InterpError
 
         common.QUIET = bool(args.quiet)  # -q: no progress lines on stderr
+        common.FREEZE_GC = argv is None  # the `interp` process itself, not an in-process caller
         try:
             check_output_args(args)
             if args.command != "models":

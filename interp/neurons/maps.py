@@ -170,7 +170,11 @@ def _flatten(neurons: Mapping[int, Sequence[int]]) -> list[tuple[int, int]]:
 
 
 @torch.inference_mode()
-def _run_block(model: Any, grid: OperandGrid, block: list[tuple[int, int]], *, kv: bool, batch_size: int) -> MapBlock:
+def _run_block(model: Any, grid: OperandGrid, block: list[tuple[int, int]], *, kv: bool, batch_size: int,
+               engine: bool = True) -> MapBlock:
+    """K (and KV) maps of ``block`` over ``grid``: through the cone engine's explicit forward where it reproduces
+    the model (`ConeEngine.verified`; shared ``BOS x op`` prefixes computed once, no layer after the last needed
+    one), else ``run_with_hooks`` on the bridge (``engine=False`` forces that)."""
     assert grid.tokens is not None and grid.answer_tokens is not None
     layers = np.array([lyr for lyr, _ in block], dtype=np.int64)
     neurons = np.array([n for _, n in block], dtype=np.int64)
@@ -180,6 +184,19 @@ def _run_block(model: Any, grid: OperandGrid, block: list[tuple[int, int]], *, k
         by_layer[layer] = (cols, torch.as_tensor(neurons[cols]))
     k = np.empty((grid.n, len(block)), dtype=np.float32)
     device = next(iter(model.parameters())).device
+    from interp.backends import is_nnsight_model
+
+    if engine and not is_nnsight_model(model):
+        from interp.patching.engine import ConeEngine
+        from interp.patching.engine.means import last_position_acts
+
+        eng = ConeEngine.verified(model, grid.tokens, fallback="neuron maps on bridge passes")
+        if eng is not None:  # shared prefixes once, only the layers up to the last needed one
+            keys = {("post", layer): idx for layer, (_, idx) in by_layer.items()}
+            acts = last_position_acts(eng, grid.tokens.to(device), set(keys), max_rows=batch_size, select=keys)
+            for layer, (cols, _) in by_layer.items():
+                k[:, cols] = acts[("post", layer)].float().cpu().numpy()
+            return _with_kv(model, grid, by_layer, layers, neurons, k, kv)
     stop_at = max(by_layer) + 1 if max(by_layer) + 1 < int(model.cfg.n_layers) else None
     for start in range(0, grid.n, batch_size):
         stop = min(start + batch_size, grid.n)
@@ -193,6 +210,13 @@ def _run_block(model: Any, grid: OperandGrid, block: list[tuple[int, int]], *, k
         hooks = [(hook_name("neuron", layer), make_hook(c, i)) for layer, (c, i) in by_layer.items()]
         # the layers after the last needed one do not change the maps: stop the forward pass there
         model.run_with_hooks(grid.tokens[start:stop].to(device), fwd_hooks=hooks, stop_at_layer=stop_at)
+    return _with_kv(model, grid, by_layer, layers, neurons, k, kv)
+
+
+def _with_kv(model: Any, grid: OperandGrid, by_layer: dict[int, tuple[np.ndarray, Tensor]], layers: np.ndarray,
+             neurons: np.ndarray, k: np.ndarray, kv: bool) -> MapBlock:
+    """The block of K maps ``k`` [prompt neuron], with the KV maps (K times the value vector's logit of each
+    prompt's result token) when ``kv``."""
     kv_map = None
     if kv:
         kv_map = np.empty_like(k)

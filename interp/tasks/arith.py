@@ -16,6 +16,7 @@ token, drawn from the same operator or from all operators of the task (the paper
 
 from __future__ import annotations
 
+import functools
 import logging
 import random
 import re
@@ -42,6 +43,18 @@ __all__ = ["OPERATORS", "ArithPrompt", "ArithTask", "AccuracyReport", "apply_op"
 
 OP_NAMES = {"+": "add", "-": "sub", "*": "mul", "/": "div"}
 _FIELD_RE = re.compile(r"\{(a|op|b)\}")
+
+
+@functools.lru_cache(maxsize=64)
+def _template_parts(template: str) -> tuple[tuple[str, str | None], ...]:
+    """``template`` as ``(literal, field)`` pieces (the last one's field None): rendering without a regex per prompt."""
+    parts: list[tuple[str, str | None]] = []
+    pos = 0
+    for m in _FIELD_RE.finditer(template):
+        parts.append((template[pos : m.start()], m.group(1)))
+        pos = m.end()
+    parts.append((template[pos:], None))
+    return tuple(parts)
 
 
 def single_token_limit(tokenizer: Any, *, search_max: int = 100_000, chunk: int = 1000) -> int:
@@ -242,13 +255,17 @@ class ArithTask:
                              offsets=False)
         out = []
         unk = tok.unk_token_id  # one lookup: the attribute costs ~10 us on an HF tokenizer
+        layouts: dict[tuple, tuple[str, ...]] = {}  # prompts share a handful of (offsets, spans) layouts
         for (a, b), text, sp, pid, off, fid in zip(pairs, texts, spans, ids, offs, full_ids):
             if fid[: len(pid)] != pid or len(fid) == len(pid):
                 raise TaskError(
                     f"the answer of {text!r} does not tokenize as a continuation of the prompt "
                     f"(prompt {pid}, prompt+answer {fid}); change answer_template or template"
                 )
-            roles = _roles(off, sp, self.prepend_bos)
+            key = (tuple(off), *sp.values())
+            roles = layouts.get(key)
+            if roles is None:
+                roles = layouts[key] = _roles(off, sp, self.prepend_bos)
             ans = tuple(fid[len(pid) :])
             if mode == "single" and (len(ans) != 1 or roles.count("op1") != 1 or roles.count("op2") != 1
                                      or unk in pid):
@@ -277,15 +294,20 @@ class ArithTask:
 
     def _render(self, a: int, op: str, b: int) -> tuple[str, dict[str, tuple[int, int]]]:
         values = {"a": str(a), "op": op, "b": str(b)}
-        text, spans, pos = self.prefix, {"prefix": (0, len(self.prefix))}, 0
-        for m in _FIELD_RE.finditer(self.template):
-            text += self.template[pos : m.start()]
-            start = len(text)
-            text += values[m.group(1)]
-            spans[m.group(1)] = (start, len(text))
-            pos = m.end()
-        text += self.template[pos:]
+        text, spans = self.prefix, {"prefix": (0, len(self.prefix))}
+        for literal, name in _template_parts(self.template):
+            text += literal
+            if name is not None:
+                start = len(text)
+                text += values[name]
+                spans[name] = (start, len(text))
         return text, spans
+
+    def _text(self, a: int, op: str, b: int) -> str:
+        """``_render``'s text alone."""
+        values = {"a": str(a), "op": op, "b": str(b)}
+        parts = _template_parts(self.template)
+        return self.prefix + "".join(lit + (values[name] if name else "") for lit, name in parts)
 
     def mean_ablation_tokens(self, model: Any, *, operand_max: int | None = None,
                              seq_len: int | None = None) -> torch.Tensor:
@@ -301,8 +323,8 @@ class ArithTask:
         if hi < self.lo:
             raise TaskError(f"operand_max={operand_max} is below the task's lowest operand {self.lo}")
         grid = range(self.lo, hi + 1)
-        texts = [self._render(a, op, b)[0] for op in OPERATORS for a in grid for b in grid]
-        ids, _ = encode(get_tokenizer(model), texts, prepend_bos=self.prepend_bos)
+        texts = [self._text(a, op, b) for op in OPERATORS for a in grid for b in grid]
+        ids, _ = encode(get_tokenizer(model), texts, prepend_bos=self.prepend_bos, offsets=False)
         if seq_len is None:  # the most common length of the task's legal prompts (all of them with single tokens)
             lengths = Counter(len(p.tokens) for op in self.operators for p in self.prompts(model, op))
             seq_len = lengths.most_common(1)[0][0]

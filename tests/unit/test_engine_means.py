@@ -35,6 +35,18 @@ def test_plan_prefix_picks_the_cheapest_equal_group_split():
     assert plan_prefix(torch.cat([tok, tok[:1]]))[0] == 1
     rand = torch.randint(0, 50, (40, 5), generator=torch.Generator().manual_seed(0))
     assert plan_prefix(rand)[0] == 0  # nothing shared
+    # the prefixes are torch.unique(dim=0)'s, in its lexicographic order, on grids with repeated tokens too
+    planned = 0
+    for seed in range(5):
+        g = torch.Generator().manual_seed(seed)
+        heads = torch.randint(0, 3, (6, 3), generator=g)
+        tok = torch.cat([heads.repeat_interleave(4, 0), torch.randint(0, 9, (24, 2), generator=g)], 1)
+        p, pre, members = plan_prefix(tok)
+        if p:
+            assert torch.equal(pre, torch.unique(tok[:, :p], dim=0))
+            assert torch.equal(tok[members, :p], pre.expand(members.shape[0], -1, -1))
+            planned += 1
+    assert planned >= 2
 
 
 @pytest.mark.parametrize("arch", list(ARCHS))
@@ -89,3 +101,25 @@ def test_hooked_model_falls_back_to_the_bridge(monkeypatch):
     for name in ref:
         torch.testing.assert_close(got[name], ref[name])
     del handle
+
+
+@pytest.mark.parametrize("arch", list(ARCHS))
+@pytest.mark.parametrize("shared", [True, False])
+def test_last_position_acts_equal_the_cache_at_the_last_position(arch, shared):
+    from interp.patching.engine.means import last_position_acts
+
+    model = tiny_bridge(n_layers=3, **ARCHS[arch])
+    tok = grid_tokens() if shared else torch.randint(0, 50, (37, 5), generator=torch.Generator().manual_seed(1))
+    _, cache = model.run_with_cache(tok)
+    eng = ConeEngine.for_model(model)
+    eng.verify(tok)
+    pick = torch.tensor([5, 0, 2])
+    want = {("post", 0), ("z", 1), ("resid_pre", 1), ("post", 1)}
+    got = last_position_acts(eng, tok, want, max_rows=7, select={("post", 1): pick})
+    ref = {("post", 0): cache["blocks.0.mlp.hook_post"][:, -1], ("z", 1): cache["blocks.1.attn.hook_z"][:, -1],
+           ("resid_pre", 1): cache["blocks.1.hook_resid_pre"][:, -1],
+           ("post", 1): cache["blocks.1.mlp.hook_post"][:, -1][:, pick]}
+    assert set(got) == want
+    for key, r in ref.items():
+        assert got[key].shape == r.shape, key
+        assert float((got[key] - r).abs().max()) <= 1e-5 * float(r.abs().max()), key
