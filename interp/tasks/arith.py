@@ -262,10 +262,10 @@ class ArithTask:
                     f"the answer of {text!r} does not tokenize as a continuation of the prompt "
                     f"(prompt {pid}, prompt+answer {fid}); change answer_template or template"
                 )
-            key = (tuple(off), *sp.values())
-            roles = layouts.get(key)
+            layout = (tuple(off), *sp.values())
+            roles = layouts.get(layout)
             if roles is None:
-                roles = layouts[key] = _roles(off, sp, self.prepend_bos)
+                roles = layouts[layout] = _roles(off, sp, self.prepend_bos)
             ans = tuple(fid[len(pid) :])
             if mode == "single" and (len(ans) != 1 or roles.count("op1") != 1 or roles.count("op2") != 1
                                      or unk in pid):

@@ -123,3 +123,20 @@ def test_correct_prompts_cache_never_returns_a_partial_list(toy_tokenizer):
     every = t.correct_prompts(model, "+")
     assert len(few) == 5 and len(every) == 41 * 41
     assert every[:5] == few  # same seeded order
+
+
+def test_prompts_are_built_once_per_tokenizer(toy_tokenizer, monkeypatch):
+    """The grid's prompts are cached per tokenizer: later calls (mean cache, correctness, pairs) reuse them."""
+    from interp.tasks import arith
+
+    model = CalculatorModel(toy_tokenizer)
+    t = ArithTask(operators=("+", "*"), lo=0, hi=12)
+    first = {op: t.prompts(model, op) for op in "+*"}
+    calls = []
+    monkeypatch.setattr(arith, "_roles", lambda *a: calls.append(a) or ())
+    assert all(t.prompts(model, op) is first[op] for op in "+*")
+    t.mean_ablation_tokens(model)
+    t.correct_prompts(model, "+")
+    assert calls == []  # nothing re-tokenized
+    roles = {p.roles for p in first["+"]}
+    assert roles == {("BOS", "op1", "op", "op2", "lit")}  # the layout memo gives every prompt its own roles
