@@ -22,7 +22,8 @@ from interp.patching import PatchResult, patch
 from interp.patching.result import rank_order
 from interp.tasks.base import TASK_METHODS, require
 
-__all__ = ["ComponentEffects", "component_effects", "PAPER_SEEDS", "DEFAULT_SEEDS", "METHODS", "discovery_pairs"]
+__all__ = ["ComponentEffects", "component_effects", "component_effects_by_operator", "PAPER_SEEDS", "DEFAULT_SEEDS",
+           "METHODS", "discovery_pairs"]
 
 PAPER_SEEDS: tuple[int, ...] = (42, 412, 32879, 123, 436)
 DEFAULT_SEEDS: tuple[int, ...] = (42, 412, 32879)
@@ -279,11 +280,78 @@ def component_effects(
                 r = attribution_patch(model, pairs, site=site, positions=positions, metric=metric,
                                       model_name=model_name)
             out.append(r)
+    return _assemble(heads, mlps, seeds, method, draws, pairs.position_labels, rank_positions, operator=operator,
+                     metric=metric, corrupt_from=corrupt_from)
+
+
+def component_effects_by_operator(
+    model: Any,
+    task: Any,
+    *,
+    seeds: Sequence[int] = DEFAULT_SEEDS,
+    n_per_op: int = 50,
+    positions: str | int | Sequence[int] = "all",
+    metric: str = "ie",
+    corrupt_from: str = "all",
+    rank_positions: Sequence[int] | None = None,
+    max_rows: int = 4096,
+    progress: bool = False,
+    model_name: str = "",
+    max_memory: int | str = "auto",
+) -> dict[str | None, ComponentEffects]:
+    """Exact `component_effects` of the pooled prompts (key None) and of each operator's (keys: the task's
+    operators) from one patching sweep per seed and site.
+
+    A per-operator call measures the pooled discovery pairs' rows of that operator (``pairs.by_group()[op]``), so
+    its sweep repeats part of the pooled one: here every prompt is patched once and each operator's means, standard
+    errors and baselines are taken over its own rows (`interp.patching.exact.patch_by_group`). The values equal
+    ``component_effects(operator=op)`` up to float32 rounding of the differently sized passes (a test); the time of
+    the per-operator sweeps is saved (``interp circuit`` runs the pooled circuit and one per operator).
+    """
+    from interp.patching.exact import patch_by_group
+
+    seeds = tuple(int(s) for s in seeds)
+    if not seeds:
+        raise TaskError("no seeds given; pass at least one corrupt-sampling seed")
+    keys: list[str | None] = [None, *getattr(task, "operators", ())]
+    runs: dict[str | None, dict[str, list[PatchResult]]] = {k: {"heads": [], "mlps": []} for k in keys}
+    draws: list[int] = []
+    seen: dict[bytes, int] = {}
+    pairs = None
+    for s in seeds:
+        pairs = discovery_pairs(model, task, operator=None, n_per_op=n_per_op, seed=s, corrupt_from=corrupt_from)
+        key = _pairs_key(pairs)
+        if key in seen:  # the same pairs as an earlier seed: the same sweep
+            draws.append(seen[key])
+            for k in keys:
+                for site in ("heads", "mlps"):
+                    runs[k][site].append(runs[k][site][seen[key]])
+            continue
+        seen[key] = len(runs[None]["heads"])
+        draws.append(seen[key])
+        for site in ("heads", "mlps"):
+            pooled, groups = patch_by_group(model, pairs, site=site, positions=positions, metric=metric,
+                                            max_rows=max_rows, progress=progress, model_name=model_name,
+                                            max_memory=max_memory)
+            runs[None][site].append(pooled)
+            for k in keys[1:]:
+                if k not in groups:
+                    raise TaskError(f"the discovery pairs have no prompts of operator {k!r} (groups: "
+                                    f"{' '.join(groups)}); use component_effects(operator=...) for it")
+                runs[k][site].append(groups[k])
+    assert pairs is not None
+    return {k: _assemble(runs[k]["heads"], runs[k]["mlps"], seeds, "exact", draws, pairs.position_labels,
+                         rank_positions, operator=k, metric=metric, corrupt_from=corrupt_from) for k in keys}
+
+
+def _assemble(heads: list[PatchResult], mlps: list[PatchResult], seeds: tuple[int, ...], method: str,
+              draws: list[int], labels: Sequence[str], rank_positions: Sequence[int] | None, *,
+              operator: str | None, metric: str, corrupt_from: str) -> ComponentEffects:
+    """`ComponentEffects` from each seed's head and MLP sweeps (``draws[i]``: the sweep seed ``i`` reused)."""
     peaks = [int(r.meta.get("peak_bytes_estimate", 0)) for r in heads + mlps]
     h, h_seed = _combine(heads, seeds, method, draws)
     m, m_seed = _combine(mlps, seeds, method, draws)
     if rank_positions is None:
-        labels = pairs.position_labels
         rank_positions = [p for p in h.index["pos"] if labels[p] != "BOS"] or list(h.index["pos"])
     return ComponentEffects(
         heads=h,
@@ -295,5 +363,5 @@ def component_effects(
         operator=operator,
         method=method,
         meta={"n_prompts": h.n_prompts, "metric": metric, "corrupt_from": corrupt_from,
-              "n_distinct_draws": len(seen), "peak_bytes_estimate": max(peaks, default=0)},
+              "n_distinct_draws": len(set(draws)), "peak_bytes_estimate": max(peaks, default=0)},
     )

@@ -342,7 +342,11 @@ def find_circuits(
     mean: Mapping[str, Tensor] | None = None,
     **kwargs: Any,
 ) -> dict[str, Circuit]:
-    """One circuit per operator (the paper's setting), sharing one mean cache; kwargs go to `find_circuit`."""
+    """One circuit per operator (the paper's setting), sharing one mean cache; kwargs go to `find_circuit`.
+
+    With exact ranking over all of the task's operators, every operator's effects come from one pooled sweep per
+    seed (`component_effects_by_operator`: each prompt patched once; equal to one sweep per operator up to float
+    rounding)."""
     ops = list(getattr(task, "operators", ()) if operators is None else operators)
     fields = set(SearchSettings.fields())
     st = SearchSettings.build(settings, **{k: v for k, v in kwargs.items() if k in fields})
@@ -350,4 +354,12 @@ def find_circuits(
     if mean is None and "mean" in {st.ablation, *st.sensitivity}:
         with torch.inference_mode():
             mean = mean_cache(model, task, operand_max=st.operand_max)
-    return {op: find_circuit(model, task, operator=op, settings=st, mean=mean, **rest) for op in ops}
+    effects: dict[Any, ComponentEffects] = {}
+    if st.rank == "exact" and "effects" not in rest and len(ops) > 1 and set(ops) == set(task.operators):
+        from interp.circuits.effects import component_effects_by_operator
+
+        effects = component_effects_by_operator(model, task, seeds=st.seeds, n_per_op=st.n_per_op, metric=st.metric,
+                                                corrupt_from=st.corrupt_from, progress=rest.get("progress", False),
+                                                model_name=rest.get("model_name", ""), max_memory=st.max_memory)
+    return {op: find_circuit(model, task, operator=op, settings=st, mean=mean, effects=effects.get(op), **rest)
+            for op in ops}

@@ -83,11 +83,22 @@ def run(args: argparse.Namespace) -> int:
     if mean is None or next(iter(mean.values())).shape[0] != seq_len:
         with torch.inference_mode():
             mean = mean_cache(model, task, operand_max=args.operand_max, seq_len=seq_len)
-    pooled = find_circuit(model, task, mean=mean, **kw)
+    per_operator = len(getattr(task, "operators", ())) > 1 and not args.no_per_operator
+    effects: dict[Any, Any] = {}
+    if per_operator and settings.rank == "exact":
+        # each operator's discovery prompts are rows of the pooled ones: one sweep gives every circuit's effects
+        from interp.circuits.effects import component_effects_by_operator
+
+        effects = component_effects_by_operator(
+            model, task, seeds=settings.seeds, n_per_op=settings.n_per_op, metric=settings.metric,
+            corrupt_from=settings.corrupt_from, progress=progress_enabled(), model_name=args.model,
+            max_memory=settings.max_memory)
+    pooled = find_circuit(model, task, mean=mean, effects=effects.get(None), **kw)
     out = pooled.to_dict()
     per_op = {}
-    if len(getattr(task, "operators", ())) > 1 and not args.no_per_operator:
-        per_op = {op: find_circuit(model, task, operator=op, mean=mean, **kw) for op in task.operators}
+    if per_operator:
+        per_op = {op: find_circuit(model, task, operator=op, mean=mean, effects=effects.get(op), **kw)
+                  for op in task.operators}
         out["per_operator"] = {op: c.to_dict() for op, c in per_op.items()}
     out["seconds"] = time.time() - t0
     html = None

@@ -6,8 +6,9 @@ in `path_cone`), attribution patching (`attribution`), `PatchResult` and result 
 models and tasks.
 """
 
-from interp.patching.exact import ENGINES, patch
+from interp.patching.exact import ENGINES, patch, patch_by_group
 from interp.patching.result import PatchResult, top_neurons_per_layer
 from interp.patching.variants import DIRECTIONS, resolve_positions
 
-__all__ = ["DIRECTIONS", "ENGINES", "PatchResult", "patch", "resolve_positions", "top_neurons_per_layer"]
+__all__ = ["DIRECTIONS", "ENGINES", "PatchResult", "patch", "patch_by_group", "resolve_positions",
+           "top_neurons_per_layer"]

@@ -28,7 +28,7 @@ from __future__ import annotations
 import logging
 import time
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any
 
 import torch
@@ -52,8 +52,8 @@ from interp.patching.variants import (  # re-exported: the planning half of a sw
 from interp.sites import hook_name
 from interp.tasks.base import PromptPairs
 
-__all__ = ["patch", "prepare_sweep", "resolve_positions", "PatchSpec", "DIRECTIONS", "ENGINES", "SweepVariants",
-           "plan_sweep_variants", "sweep_result", "oriented_pairs"]
+__all__ = ["patch", "patch_by_group", "prepare_sweep", "resolve_positions", "PatchSpec", "DIRECTIONS", "ENGINES",
+           "SweepVariants", "plan_sweep_variants", "sweep_result", "oriented_pairs"]
 
 log = logging.getLogger(__name__)
 
@@ -107,11 +107,18 @@ class _Sweep:
     progress: bool
     site: str
     budgets: dict[str, int] | None = None  # per device, for a model whose blocks live on several devices
+    # [B G] one-hot group membership of the prompts: per-group sums alongside the totals (`patch_by_group`)
+    onehot: Tensor | None = None
 
     def __post_init__(self) -> None:
         self.sums = torch.zeros(len(self.variants), dtype=torch.float64)
         self.sq = torch.zeros(len(self.variants), dtype=torch.float64)
         self.n_def = torch.full((len(self.variants),), self.batch, dtype=torch.int64)
+        if self.onehot is not None:
+            g = self.onehot.shape[1]
+            self.g_sums = torch.zeros((len(self.variants), g), dtype=torch.float64)
+            self.g_sq = torch.zeros((len(self.variants), g), dtype=torch.float64)
+            self.g_def = torch.zeros((len(self.variants), g), dtype=torch.float64)
 
     def record(self, ids: Sequence[int], logits: Tensor, ctx: MetricContext | None = None) -> None:
         """Metric of the patched last-position logits [k*B ...] of variants ``ids`` (row-block order)."""
@@ -136,6 +143,12 @@ class _Sweep:
         self.sums[idx] = vals.sum(1)
         self.sq[idx] = (vals**2).sum(1)
         self.n_def[idx] = ok.sum(1)
+        if self.onehot is not None:
+            oh = self.onehot.to(vals.device)
+            cpu = idx.cpu()
+            self.g_sums[cpu] = (vals @ oh).cpu()
+            self.g_sq[cpu] = ((vals**2) @ oh).cpu()
+            self.g_def[cpu] = (ok.double() @ oh).cpu()
 
 
 # metrics that read only the answer logits r and r2 of each prompt (checked on real logits before use)
@@ -308,6 +321,71 @@ def patch(
         return nnsight_patch(model, pairs, site=site, positions=positions, metric=metric, direction=direction,
                              layers=layers, neurons=neurons, max_rows=max_rows, progress=progress,
                              model_name=model_name, max_memory=max_memory)
+    return _exact_sweep(model, pairs, site=site, positions=positions, metric=metric, direction=direction,
+                        layers=layers, neurons=neurons, max_rows=max_rows, progress=progress, model_name=model_name,
+                        max_memory=max_memory, engine=engine, t0=t0)[0]
+
+
+def patch_by_group(
+    model: Any,
+    pairs: PromptPairs,
+    *,
+    site: str = "heads",
+    positions: str | int | Sequence[int] = "last",
+    metric: str = "ie",
+    direction: str = "noising",
+    layers: Sequence[int] | None = None,
+    neurons: Sequence[int] | Mapping[int, Sequence[int]] | None = None,
+    max_rows: int | None = 4096,
+    progress: bool = True,
+    model_name: str = "",
+    max_memory: int | str | Mapping[Any, int | str] = "auto",
+    engine: str = "auto",
+) -> tuple[PatchResult, dict[str, PatchResult]]:
+    """`patch` on all of ``pairs`` plus, from the same sweep, the result of each group of ``pairs.groups`` (e.g. each
+    operator): ``(pooled, {group: result})``.
+
+    Every prompt's metric is computed once; a group's result is the mean (standard error, undefined counts,
+    unpatched baseline) over its own prompts, what `patch` on ``pairs.by_group()[group]`` gives, up to float32
+    rounding of the differently sized passes. Pairs without groups give ``{"all": pooled}``. ``positions="together"``
+    and the nnsight backend run `patch` once per group instead (same numbers, no sharing).
+    """
+    from interp.backends import is_nnsight_model
+    from interp.patching.together import is_together
+
+    kw = dict(site=site, positions=positions, metric=metric, direction=direction, layers=layers, neurons=neurons,
+              max_rows=max_rows, progress=progress, model_name=model_name, max_memory=max_memory, engine=engine)
+    if not pairs.groups:
+        pooled = patch(model, pairs, **kw)  # type: ignore[arg-type]
+        return pooled, {"all": pooled}
+    if engine not in ENGINES:
+        raise unknown("engine", engine, ENGINES)
+    if is_together(positions) or is_nnsight_model(model):
+        pooled = patch(model, pairs, **kw)  # type: ignore[arg-type]
+        return pooled, {g: patch(model, p, **kw) for g, p in pairs.by_group().items()}  # type: ignore[arg-type]
+    return _exact_sweep(model, pairs, t0=time.time(), by_group=True, **kw)  # type: ignore[arg-type]
+
+
+def _exact_sweep(
+    model: Any,
+    pairs: PromptPairs,
+    *,
+    site: str,
+    positions: str | int | Sequence[int],
+    metric: str,
+    direction: str,
+    layers: Sequence[int] | None,
+    neurons: Sequence[int] | Mapping[int, Sequence[int]] | None,
+    max_rows: int | None,
+    progress: bool,
+    model_name: str,
+    max_memory: int | str | Mapping[Any, int | str],
+    engine: str,
+    t0: float,
+    by_group: bool = False,
+) -> tuple[PatchResult, dict[str, PatchResult]]:
+    """The exact sweep of `patch` on a TransformerLens bridge (cone engine or full passes), and with ``by_group``
+    each group's result from the same per-prompt values (`patch_by_group`)."""
     sp = plan_sweep_variants(model, pairs, site=site, positions=positions, metric=metric, direction=direction,
                              layers=layers, neurons=neurons, max_rows=max_rows)
     kind, pairs, layer_list, pos_list, variants = sp.kind, sp.pairs, sp.layers, sp.positions, sp.variants
@@ -360,8 +438,14 @@ def patch(
         dev = base_logits.device
         ctx = MetricContext(base_logits.float(), source_logits.float(), pairs.clean_answers.to(dev),
                             pairs.corrupt_answers.to(dev))
+        group_rows = _group_rows(sp.pairs) if by_group else {}
+        onehot = None
+        if group_rows:
+            onehot = torch.zeros((batch, len(group_rows)), dtype=torch.float64)
+            for j, rows in enumerate(group_rows.values()):
+                onehot[rows, j] = 1.0
         sw = _Sweep(model, kind, variants, base, source, metric, ctx, batch, max_rows, budget, progress, site,
-                    budgets)
+                    budgets, onehot)
         if cone is not None:
             try:
                 n_pass = _run_cone(sw, cone, stats)
@@ -377,6 +461,25 @@ def patch(
     meta: dict[str, Any] = {"engine": used, "max_memory": budget, **({"engine_note": note} if note else {})}
     if used == "cone":
         meta.update(stats.to_dict())
-    return sweep_result(sp, sums, sq, site=site, metric=metric, direction=direction, model=model,
-                        model_name=model_name, n_forward_passes=2 + n_pass, seconds=time.time() - t0,
-                        baseline=baseline, meta=meta, n_defined=n_def)
+    seconds = time.time() - t0
+    pooled = sweep_result(sp, sums, sq, site=site, metric=metric, direction=direction, model=model,
+                          model_name=model_name, n_forward_passes=2 + n_pass, seconds=seconds,
+                          baseline=baseline, meta=dict(meta), n_defined=n_def)
+    per_group: dict[str, PatchResult] = {}
+    for j, (g, rows) in enumerate(group_rows.items()):
+        ix = torch.as_tensor(rows)
+        sub = MetricContext(ctx.base_logits[ix], ctx.source_logits[ix], ctx.r[ix], ctx.r2[ix])
+        per_group[g] = sweep_result(
+            replace(sp, pairs=sp.pairs.select(rows)), sw.g_sums[:, j].numpy(), sw.g_sq[:, j].numpy(), site=site,
+            metric=metric, direction=direction, model=model, model_name=model_name, n_forward_passes=2 + n_pass,
+            seconds=seconds, baseline=metric_unpatched_values(metric, sub),
+            meta={**meta, "group": g, "pooled_prompts": batch}, n_defined=sw.g_def[:, j].round().long().numpy())
+    return pooled, per_group
+
+
+def _group_rows(pairs: PromptPairs) -> dict[str, list[int]]:
+    """Row indices of each group of ``pairs`` in first-seen order (as `PromptPairs.by_group` splits them)."""
+    out: dict[str, list[int]] = {}
+    for i, g in enumerate(pairs.groups):
+        out.setdefault(g, []).append(i)
+    return out
