@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import gc
 import os
 
 import pytest
@@ -51,10 +50,12 @@ def pytest_configure(config):
 
 def pytest_collection_finish(session):
     """The imported libraries (torch, TransformerLens, transformers: ~400k objects) live as long as the test process:
-    freeze them out of the cyclic garbage collector's scans and make full scans rarer, as the `interp` command does
-    (`interp.cli.common.load`); the unit tests spent ~5 s per worker in the collector before, ~2.6 s after."""
-    gc.freeze()
-    gc.set_threshold(700, 10, 1000)
+    freeze them out of the cyclic garbage collector's scans, as the `interp` command does
+    (`interp.cli.common.freeze_long_lived`); the unit tests spent ~5 s per worker in the collector before, ~2.6 s
+    after."""
+    from interp.cli.common import freeze_long_lived
+
+    freeze_long_lived()
 
 
 @pytest.hookimpl(optionalhook=True)  # defined by pytest-xdist; unused (and unknown) without it

@@ -36,7 +36,7 @@ from interp.circuits.settings import SearchSettings, check_target
 from interp.tasks.base import TASK_METHODS, PromptPairs, require
 
 __all__ = ["find_circuit", "find_circuits", "evaluation_pairs", "sweep", "RANKS", "SearchSettings", "check_target",
-           "exact_zero_components"]
+           "exact_zero_components", "shared_operator_effects"]
 
 log = logging.getLogger(__name__)
 
@@ -354,12 +354,23 @@ def find_circuits(
     if mean is None and "mean" in {st.ablation, *st.sensitivity}:
         with torch.inference_mode():
             mean = mean_cache(model, task, operand_max=st.operand_max)
-    effects: dict[Any, ComponentEffects] = {}
-    if st.rank == "exact" and "effects" not in rest and len(ops) > 1 and set(ops) == set(task.operators):
-        from interp.circuits.effects import component_effects_by_operator
-
-        effects = component_effects_by_operator(model, task, seeds=st.seeds, n_per_op=st.n_per_op, metric=st.metric,
-                                                corrupt_from=st.corrupt_from, progress=rest.get("progress", False),
-                                                model_name=rest.get("model_name", ""), max_memory=st.max_memory)
+    effects: dict[str | None, ComponentEffects] = {}
+    if "effects" not in rest and set(ops) == set(getattr(task, "operators", ())):
+        effects = shared_operator_effects(model, task, st, progress=rest.get("progress", False),
+                                          model_name=rest.get("model_name", ""))
     return {op: find_circuit(model, task, operator=op, settings=st, mean=mean, effects=effects.get(op), **rest)
             for op in ops}
+
+
+def shared_operator_effects(model: Any, task: Any, settings: SearchSettings, *, progress: bool = False,
+                            model_name: str = "") -> dict[str | None, ComponentEffects]:
+    """The pooled (key None) and every operator's exact effects from one sweep per seed
+    (`component_effects_by_operator`), for `find_circuit(effects=...)`; ``{}`` (each circuit measures its own)
+    unless the ranking is exact and the task has several operators."""
+    if settings.rank != "exact" or len(getattr(task, "operators", ())) < 2:
+        return {}
+    from interp.circuits.effects import component_effects_by_operator
+
+    return component_effects_by_operator(model, task, seeds=settings.seeds, n_per_op=settings.n_per_op,
+                                         metric=settings.metric, corrupt_from=settings.corrupt_from,
+                                         progress=progress, model_name=model_name, max_memory=settings.max_memory)

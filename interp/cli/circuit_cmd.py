@@ -61,7 +61,7 @@ def run(args: argparse.Namespace) -> int:
 
     from interp._io import write_outputs
     from interp.circuits.ablation import ABLATIONS, grid_pass, mean_cache
-    from interp.circuits.search import find_circuit
+    from interp.circuits.search import find_circuit, shared_operator_effects
     from interp.circuits.settings import SearchSettings
 
     if getattr(args, "level", "nodes") == "edges":
@@ -84,15 +84,9 @@ def run(args: argparse.Namespace) -> int:
         with torch.inference_mode():
             mean = mean_cache(model, task, operand_max=args.operand_max, seq_len=seq_len)
     per_operator = len(getattr(task, "operators", ())) > 1 and not args.no_per_operator
-    effects: dict[Any, Any] = {}
-    if per_operator and settings.rank == "exact":
-        # each operator's discovery prompts are rows of the pooled ones: one sweep gives every circuit's effects
-        from interp.circuits.effects import component_effects_by_operator
-
-        effects = component_effects_by_operator(
-            model, task, seeds=settings.seeds, n_per_op=settings.n_per_op, metric=settings.metric,
-            corrupt_from=settings.corrupt_from, progress=progress_enabled(), model_name=args.model,
-            max_memory=settings.max_memory)
+    # each operator's discovery prompts are rows of the pooled ones: one sweep gives every circuit's effects
+    effects = shared_operator_effects(model, task, settings, progress=progress_enabled(),
+                                      model_name=args.model) if per_operator else {}
     pooled = find_circuit(model, task, mean=mean, effects=effects.get(None), **kw)
     out = pooled.to_dict()
     per_op = {}

@@ -54,11 +54,9 @@ def load(args: Any) -> Any:
     backend = getattr(args, "backend", "bridge")
     remote = bool(getattr(args, "remote", False))
     check_scale_args(args)
-    # The imported libraries and the model are ~400k objects that live until the command exits. In the `interp`
-    # process itself (FREEZE_GC, set by `main()` called without arguments; never for in-process callers or the
-    # library) they are loaded with the cyclic garbage collector paused, then frozen (left out of every later scan),
-    # and full scans are made rarer: `interp report` on toy-arith spent 11.9 s of ~46 s in 35 full scans before,
-    # 2.1 s after (young generations are still collected as usual; scripts/gc_time.py measures it).
+    # In the `interp` process itself (FREEZE_GC, set by `main()` called without arguments; never for in-process
+    # callers or the library) the libraries and the model load with the cyclic garbage collector paused, then are
+    # frozen out of its scans (`freeze_long_lived`).
     if FREEZE_GC:
         gc.disable()
     try:
@@ -67,10 +65,21 @@ def load(args: Any) -> Any:
                            backend=backend, remote=remote)
     finally:
         if FREEZE_GC:
-            gc.freeze()
-            gc.set_threshold(700, 10, 1000)
+            freeze_long_lived()
             gc.enable()
     return model
+
+
+def freeze_long_lived() -> None:
+    """Leave every object alive now out of the cyclic garbage collector's later scans and make full scans rarer.
+
+    Imported torch, TransformerLens and transformers plus a loaded model are ~400k objects that live as long as the
+    process; each full scan walked all of them. `interp report` on toy-arith spent 2.3-12 s per run in the collector
+    before, 0.3-1.0 s after (young generations are still collected as usual; `scripts/bench_report.py` reports the
+    collector's seconds). For a process's own start-up only: the CLI (`load`) and the test processes
+    (tests/conftest.py)."""
+    gc.freeze()
+    gc.set_threshold(700, 10, 1000)
 
 
 def check_scale_args(args: Any) -> None:

@@ -138,17 +138,19 @@ class _Sweep:
         if self.sums.device != vals.device:
             self.sums, self.sq = self.sums.to(vals.device), self.sq.to(vals.device)
             self.n_def = self.n_def.to(vals.device)
+            if self.onehot is not None:
+                self.onehot = self.onehot.to(vals.device)
+                self.g_sums, self.g_sq = self.g_sums.to(vals.device), self.g_sq.to(vals.device)
+                self.g_def = self.g_def.to(vals.device)
         ok = torch.isfinite(vals)
         vals = torch.where(ok, vals, torch.zeros((), dtype=vals.dtype, device=vals.device))
         self.sums[idx] = vals.sum(1)
         self.sq[idx] = (vals**2).sum(1)
         self.n_def[idx] = ok.sum(1)
         if self.onehot is not None:
-            oh = self.onehot.to(vals.device)
-            cpu = idx.cpu()
-            self.g_sums[cpu] = (vals @ oh).cpu()
-            self.g_sq[cpu] = ((vals**2) @ oh).cpu()
-            self.g_def[cpu] = (ok.double() @ oh).cpu()
+            self.g_sums[idx] = vals @ self.onehot
+            self.g_sq[idx] = (vals**2) @ self.onehot
+            self.g_def[idx] = ok.double() @ self.onehot
 
 
 # metrics that read only the answer logits r and r2 of each prompt (checked on real logits before use)
@@ -438,7 +440,7 @@ def _exact_sweep(
         dev = base_logits.device
         ctx = MetricContext(base_logits.float(), source_logits.float(), pairs.clean_answers.to(dev),
                             pairs.corrupt_answers.to(dev))
-        group_rows = _group_rows(sp.pairs) if by_group else {}
+        group_rows = sp.pairs.group_rows() if by_group else {}
         onehot = None
         if group_rows:
             onehot = torch.zeros((batch, len(group_rows)), dtype=torch.float64)
@@ -457,6 +459,8 @@ def _exact_sweep(
             used = "full"
         baseline = metric_unpatched_values(metric, ctx)
         sums, sq, n_def = sw.sums.cpu().numpy(), sw.sq.cpu().numpy(), sw.n_def.cpu().numpy()
+        if group_rows:  # one host copy of the per-group sums, as of the totals
+            g_sums, g_sq, g_def = sw.g_sums.cpu().numpy(), sw.g_sq.cpu().numpy(), sw.g_def.cpu().round().long().numpy()
 
     meta: dict[str, Any] = {"engine": used, "max_memory": budget, **({"engine_note": note} if note else {})}
     if used == "cone":
@@ -470,16 +474,9 @@ def _exact_sweep(
         ix = torch.as_tensor(rows)
         sub = MetricContext(ctx.base_logits[ix], ctx.source_logits[ix], ctx.r[ix], ctx.r2[ix])
         per_group[g] = sweep_result(
-            replace(sp, pairs=sp.pairs.select(rows)), sw.g_sums[:, j].numpy(), sw.g_sq[:, j].numpy(), site=site,
-            metric=metric, direction=direction, model=model, model_name=model_name, n_forward_passes=2 + n_pass,
-            seconds=seconds, baseline=metric_unpatched_values(metric, sub),
-            meta={**meta, "group": g, "pooled_prompts": batch}, n_defined=sw.g_def[:, j].round().long().numpy())
+            replace(sp, pairs=sp.pairs.select(rows)), g_sums[:, j], g_sq[:, j], site=site, metric=metric,
+            direction=direction, model=model, model_name=model_name, n_forward_passes=2 + n_pass, seconds=seconds,
+            baseline=metric_unpatched_values(metric, sub), meta={**meta, "group": g, "pooled_prompts": batch},
+            n_defined=g_def[:, j])
     return pooled, per_group
 
-
-def _group_rows(pairs: PromptPairs) -> dict[str, list[int]]:
-    """Row indices of each group of ``pairs`` in first-seen order (as `PromptPairs.by_group` splits them)."""
-    out: dict[str, list[int]] = {}
-    for i, g in enumerate(pairs.groups):
-        out.setdefault(g, []).append(i)
-    return out

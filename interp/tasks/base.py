@@ -257,12 +257,17 @@ class PromptPairs:
             groups=tuple(self.groups[i] for i in il) if self.groups else (),
         )
 
-    def by_group(self) -> dict[str, PromptPairs]:
-        """Split into one `PromptPairs` per group (e.g. per operator), in first-seen order."""
+    def group_rows(self) -> dict[str, list[int]]:
+        """Row indices of each group (e.g. per operator), in first-seen order; ``{"all": every row}`` without
+        groups."""
         out: dict[str, list[int]] = {}
         for i, g in enumerate(self.groups or ("all",) * self.n):
             out.setdefault(g, []).append(i)
-        return {g: self.select(ix) for g, ix in out.items()}
+        return out
+
+    def by_group(self) -> dict[str, PromptPairs]:
+        """Split into one `PromptPairs` per group (e.g. per operator), in first-seen order."""
+        return {g: self.select(ix) for g, ix in self.group_rows().items()}
 
     def swapped(self) -> PromptPairs:
         """Corrupt becomes clean and clean becomes corrupt (denoising instead of noising)."""
