@@ -84,6 +84,10 @@ CASES = [
     ("patch layers bool", lambda m, t: _patch(m, layers=[True]), r"not a layer number"),
     ("patch positions True", lambda m, t: _patch(m, positions=True), r"must be 'all', 'last'"),
     ("patch max_memory nan", lambda m, t: _patch(m, max_memory=float("nan")), r"not a usable size"),
+    ("patch_by_group layers empty", lambda m, t: _patch_by_group(m, layers=[]), r"layers is empty.*0\.\.2"),
+    ("patch_by_group engine bad", lambda m, t: _patch_by_group(m, engine="fast"), r"valid: auto, cone, full"),
+    ("patch_by_group site bad", lambda m, t: _patch_by_group(m, site="heddas"), r"valid: .*heads.*resid"),
+    ("effects by operator no seeds", lambda m, t: _effects_by_op(m, seeds=()), r"at least one corrupt-sampling seed"),
     # positions
     ("positions True", lambda m, t: resolve_positions(True, 5), r"must be 'all', 'last', an int, comma-separated ints"),
     ("positions 1.7", lambda m, t: resolve_positions(1.7, 5), r"must be 'all', 'last', an int, comma-separated ints"),
@@ -201,6 +205,23 @@ def _patch(m, **kw):
     from tests.conftest import random_pairs
 
     return patch(m, random_pairs(m, batch=2, seq=4), site="mlps", progress=False, **kw)
+
+
+def _patch_by_group(m, **kw):
+    from interp.patching import patch_by_group
+    from interp.tasks.base import PromptPairs
+    from tests.conftest import random_pairs
+
+    p = random_pairs(m, batch=4, seq=4)
+    grouped = PromptPairs(p.clean_tokens, p.corrupt_tokens, p.clean_answers, p.corrupt_answers, p.position_labels,
+                          "random", groups=("a", "b", "a", "b"))
+    return patch_by_group(m, grouped, **{"site": "mlps", "progress": False, **kw})
+
+
+def _effects_by_op(m, **kw):
+    from interp.circuits.effects import component_effects_by_operator
+
+    return component_effects_by_operator(m, _arith(), **kw)
 
 
 def _file(t: Path) -> Path:
