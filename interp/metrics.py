@@ -111,6 +111,35 @@ def count_undefined(values: Tensor) -> int:
     return int((~torch.isfinite(values)).sum())
 
 
+def finite_moments(values: Float[Tensor, "rows n"]) -> tuple[Tensor, Tensor, Tensor]:
+    """Mean, standard error of the mean and count of the finite entries of each row, in float64, without overflow.
+
+    Each row is scaled by its largest finite magnitude before the sums, and the spread is taken around the row's mean
+    (two passes, not ``E[x²] - E[x]²``), so values near the float64 limit (an IE of ``1e300`` on a saturated model)
+    keep a finite mean and standard error, and nearly equal large values do not lose their spread to cancellation.
+    Non-finite entries (undefined metric values) are left out and not counted. A row with no finite entry has
+    mean and standard error NaN; with one, standard error 0 (the sample variance uses ``n - 1``, floored at 1).
+    Returns ``(mean [rows], stderr [rows], n [rows] int64)``.
+    """
+    v = values.double()
+    ok = torch.isfinite(v)
+    zero = torch.zeros((), dtype=v.dtype, device=v.device)
+    v = torch.where(ok, v, zero)
+    n = ok.sum(-1)
+    nf = n.clamp(min=1).double()
+    scale = v.abs().amax(-1, keepdim=True)
+    scale = torch.where(scale > 0, scale, torch.ones_like(scale))
+    s = scale[..., 0]
+    m = (v / scale).sum(-1) / nf * s  # |m| <= the largest |value|
+    # deviations from the unscaled mean (halves: the difference cannot overflow, and stays exact for close values)
+    dev = torch.where(ok, (0.5 * v - 0.5 * m[..., None]) / scale, zero)  # in [-1, 1]
+    var = 4.0 * (dev * dev).sum(-1) / (n - 1).clamp(min=1).double()
+    nan = torch.full_like(m, float("nan"))
+    mean = torch.where(n > 0, m, nan)
+    stderr = torch.where(n > 0, torch.sqrt(var / nf) * s, nan)
+    return mean, stderr, n
+
+
 def normalized_logit(logits: Float[Tensor, "batch d_vocab"], r: Int[Tensor, " batch"]) -> Float[Tensor, " batch"]:
     """NL of Eq. 2: the correct answer's logit divided by the top logit."""
     return _gather(logits, r) / logits.max(-1).values
@@ -166,4 +195,4 @@ def metric_unpatched_values(name: str, ctx: MetricContext) -> dict[str, float]:
     return {"base": float(f(ctx.base_logits).mean()), "source": float(f(ctx.source_logits).mean())}
 
 
-__all__ += ["metric_unpatched_values"]
+__all__ += ["metric_unpatched_values", "finite_moments"]

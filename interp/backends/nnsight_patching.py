@@ -41,7 +41,7 @@ import numpy as np
 import torch
 from torch import Tensor
 
-from interp.metrics import MetricContext, make_metric, metric_unpatched_values
+from interp.metrics import MetricContext, finite_moments, make_metric, metric_unpatched_values
 from interp.patching.engine import format_bytes, parse_bytes
 from interp.patching.result import PatchResult
 from interp.patching.variants import SweepVariants, plan_sweep_variants, sweep_result
@@ -266,8 +266,8 @@ def nnsight_patch(model: Any, pairs: Any, *, site: str = "heads", positions: Any
     jobs = [(torch.cat([p.corrupt_tokens, p.clean_tokens]), [], answer_cols.repeat(2, 1))]  # the setup trace
     jobs += [(torch.cat([p.corrupt_tokens, p.clean_tokens.repeat(len(ids), 1)]), _chunk_specs(sp, ids, b),
               answer_cols.repeat(len(ids) + 1, 1)) for ids in chunks]
-    sums = np.zeros(len(sp.variants))
-    sq = np.zeros(len(sp.variants))
+    mean = np.zeros(len(sp.variants))
+    se = np.zeros(len(sp.variants))
     n_def = np.full(len(sp.variants), b, dtype=np.int64)  # prompts with a finite value (as the bridge sweep counts)
     bar = progress_bar(len(sp.variants), desc=f"patch {site} (nnsight)", enabled=progress)
     with torch.inference_mode():
@@ -284,15 +284,13 @@ def nnsight_patch(model: Any, pairs: Any, *, site: str = "heads", positions: Any
                 continue
             ids = chunks[j - 1]
             px = pseudo_logits(red[b:], same.repeat(len(ids)))
-            vals = make_metric(metric, ctx.repeat(len(ids)))(px).reshape(len(ids), b).double().numpy()
-            ok = np.isfinite(vals)
-            vals = np.where(ok, vals, 0.0)
-            sums[ids], sq[ids], n_def[ids] = vals.sum(1), (vals**2).sum(1), ok.sum(1)
+            vals = make_metric(metric, ctx.repeat(len(ids)))(px).reshape(len(ids), b)
+            mean[ids], se[ids], n_def[ids] = (t.cpu().numpy() for t in finite_moments(vals))
             bar.update(len(ids))
         bar.close()
         baseline = metric_unpatched_values(metric, ctx)
     meta = {"engine": "nnsight", "backend": "nnsight", "remote": model.remote, "max_memory": plan.budget,
             "plan": plan.to_dict(), "logits": "centred over the vocabulary (as the bridge's center_unembed)"}
-    return sweep_result(sp, sums, sq, site=site, metric=metric, direction=direction, model=model,
+    return sweep_result(sp, mean, se, site=site, metric=metric, direction=direction, model=model,
                         model_name=model_name, n_forward_passes=plan.n_traces, seconds=time.time() - t0,
                         baseline=baseline, meta=meta, n_defined=n_def)

@@ -31,11 +31,12 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, replace
 from typing import Any
 
+import numpy as np
 import torch
 from torch import Tensor
 
 from interp.errors import ShapeError, unknown
-from interp.metrics import MetricContext, make_metric, metric_unpatched_values
+from interp.metrics import MetricContext, finite_moments, make_metric, metric_unpatched_values
 from interp.patching.devices import dev_name, device_budgets, pass_budget
 from interp.patching.engine import ConeEngine, EngineStats, Unsupported, format_bytes, parse_bytes, plan_passes
 from interp.patching.result import PatchResult
@@ -92,7 +93,7 @@ def _full_row_bytes(model: Any, seq_len: int) -> int:
 
 @dataclass
 class _Sweep:
-    """Everything both engines share: inputs, variants, the metric and the running sums."""
+    """Everything both engines share: inputs, variants, the metric and each variant's mean and standard error."""
 
     model: Any
     kind: str
@@ -107,18 +108,23 @@ class _Sweep:
     progress: bool
     site: str
     budgets: dict[str, int] | None = None  # per device, for a model whose blocks live on several devices
-    # [B G] one-hot group membership of the prompts: per-group sums alongside the totals (`patch_by_group`)
+    # [B G] one-hot group membership of the prompts: per-group moments alongside the pooled ones (`patch_by_group`)
     onehot: Tensor | None = None
 
     def __post_init__(self) -> None:
-        self.sums = torch.zeros(len(self.variants), dtype=torch.float64)
-        self.sq = torch.zeros(len(self.variants), dtype=torch.float64)
+        # each variant's mean, standard error and finite count over the prompts (`finite_moments`), and per group
+        self.mean = torch.zeros(len(self.variants), dtype=torch.float64)
+        self.se = torch.zeros(len(self.variants), dtype=torch.float64)
         self.n_def = torch.full((len(self.variants),), self.batch, dtype=torch.int64)
         if self.onehot is not None:
             g = self.onehot.shape[1]
-            self.g_sums = torch.zeros((len(self.variants), g), dtype=torch.float64)
-            self.g_sq = torch.zeros((len(self.variants), g), dtype=torch.float64)
-            self.g_def = torch.zeros((len(self.variants), g), dtype=torch.float64)
+            self.g_mean = torch.zeros((len(self.variants), g), dtype=torch.float64)
+            self.g_se = torch.zeros((len(self.variants), g), dtype=torch.float64)
+            self.g_def = torch.zeros((len(self.variants), g), dtype=torch.int64)
+
+    def host(self) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """``(mean, stderr, n_defined)`` per variant on the host (one copy at the end of a sweep)."""
+        return self.mean.cpu().numpy(), self.se.cpu().numpy(), self.n_def.cpu().numpy()
 
     def record(self, ids: Sequence[int], logits: Tensor, ctx: MetricContext | None = None) -> None:
         """Metric of the patched last-position logits [k*B ...] of variants ``ids`` (row-block order)."""
@@ -135,22 +141,16 @@ class _Sweep:
 
     def _store(self, ids: Sequence[int], vals: Tensor) -> None:
         idx = torch.as_tensor(list(ids), device=vals.device)
-        if self.sums.device != vals.device:
-            self.sums, self.sq = self.sums.to(vals.device), self.sq.to(vals.device)
-            self.n_def = self.n_def.to(vals.device)
+        if self.mean.device != vals.device:
+            self.mean, self.se, self.n_def = (t.to(vals.device) for t in (self.mean, self.se, self.n_def))
             if self.onehot is not None:
                 self.onehot = self.onehot.to(vals.device)
-                self.g_sums, self.g_sq = self.g_sums.to(vals.device), self.g_sq.to(vals.device)
-                self.g_def = self.g_def.to(vals.device)
-        ok = torch.isfinite(vals)
-        vals = torch.where(ok, vals, torch.zeros((), dtype=vals.dtype, device=vals.device))
-        self.sums[idx] = vals.sum(1)
-        self.sq[idx] = (vals**2).sum(1)
-        self.n_def[idx] = ok.sum(1)
+                self.g_mean, self.g_se, self.g_def = (t.to(vals.device) for t in (self.g_mean, self.g_se, self.g_def))
+        self.mean[idx], self.se[idx], self.n_def[idx] = finite_moments(vals)
         if self.onehot is not None:
-            self.g_sums[idx] = vals @ self.onehot
-            self.g_sq[idx] = (vals**2) @ self.onehot
-            self.g_def[idx] = ok.double() @ self.onehot
+            for j in range(self.onehot.shape[1]):
+                cols = self.onehot[:, j] > 0
+                self.g_mean[idx, j], self.g_se[idx, j], self.g_def[idx, j] = finite_moments(vals[:, cols])
 
 
 # metrics that read only the answer logits r and r2 of each prompt (checked on real logits before use)
@@ -458,15 +458,15 @@ def _exact_sweep(
             n_pass = _run_full(sw, src_cache)
             used = "full"
         baseline = metric_unpatched_values(metric, ctx)
-        sums, sq, n_def = sw.sums.cpu().numpy(), sw.sq.cpu().numpy(), sw.n_def.cpu().numpy()
-        if group_rows:  # one host copy of the per-group sums, as of the totals
-            g_sums, g_sq, g_def = sw.g_sums.cpu().numpy(), sw.g_sq.cpu().numpy(), sw.g_def.cpu().round().long().numpy()
+        mean, se, n_def = sw.host()
+        if group_rows:  # one host copy of the per-group moments, as of the totals
+            g_mean, g_se, g_def = sw.g_mean.cpu().numpy(), sw.g_se.cpu().numpy(), sw.g_def.cpu().numpy()
 
     meta: dict[str, Any] = {"engine": used, "max_memory": budget, **({"engine_note": note} if note else {})}
     if used == "cone":
         meta.update(stats.to_dict())
     seconds = time.time() - t0
-    pooled = sweep_result(sp, sums, sq, site=site, metric=metric, direction=direction, model=model,
+    pooled = sweep_result(sp, mean, se, site=site, metric=metric, direction=direction, model=model,
                           model_name=model_name, n_forward_passes=2 + n_pass, seconds=seconds,
                           baseline=baseline, meta=dict(meta), n_defined=n_def)
     per_group: dict[str, PatchResult] = {}
@@ -474,7 +474,7 @@ def _exact_sweep(
         ix = torch.as_tensor(rows)
         sub = MetricContext(ctx.base_logits[ix], ctx.source_logits[ix], ctx.r[ix], ctx.r2[ix])
         per_group[g] = sweep_result(
-            replace(sp, pairs=sp.pairs.select(rows)), g_sums[:, j], g_sq[:, j], site=site, metric=metric,
+            replace(sp, pairs=sp.pairs.select(rows)), g_mean[:, j], g_se[:, j], site=site, metric=metric,
             direction=direction, model=model, model_name=model_name, n_forward_passes=2 + n_pass, seconds=seconds,
             baseline=metric_unpatched_values(metric, sub), meta={**meta, "group": g, "pooled_prompts": batch},
             n_defined=g_def[:, j])

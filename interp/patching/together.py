@@ -258,12 +258,12 @@ def patch_together(
         else:
             n_pass = _run_full(sw, specs, src_cache)
         baseline = metric_unpatched_values(metric, ctx)
-        sums, sq, n_def = sw.sums.cpu().numpy(), sw.sq.cpu().numpy(), sw.n_def.cpu().numpy()
+        mean, se, n_def = sw.host()
     meta: dict[str, Any] = {"engine": "cone" if cone is not None else "full", "positions": TOGETHER,
                             "max_memory": budget, **({"engine_note": note} if note else {})}
     if cone is not None:
         meta.update(stats.to_dict())
-    res = sweep_result(sp, sums, sq, site=site, metric=metric, direction=direction, model=model,
+    res = sweep_result(sp, mean, se, site=site, metric=metric, direction=direction, model=model,
                        model_name=model_name, n_forward_passes=2 + n_pass, seconds=time.time() - t0,
                        baseline=baseline, meta=meta, n_defined=n_def)
     i = res.axes.index("pos")  # one entry (a placeholder): drop it

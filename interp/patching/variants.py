@@ -1,12 +1,12 @@
 """Sweep planning, shared by every patching backend: which patch variants a sweep has and how per-prompt metric
-sums become a `PatchResult`.
+values become a `PatchResult`.
 
 * `resolve_positions` (``"all"``, ``"last"``, ``"i,j"``, ints), `PatchSpec` (one variant: layer, position, unit);
 * `oriented_pairs` / `prepare_sweep`: validate site, metric and direction and orient the pairs so the base run is
   ``clean_tokens`` (``direction="denoising"`` swaps the prompts only, TransformerLens's meaning);
 * `plan_sweep_variants` -> `SweepVariants`: the validated layers, positions, units and variants of a sweep;
-* `sweep_result`: means and standard errors over the defined prompts, undefined counts in ``meta["n_undefined"]``
-  with one warning, axes and labels.
+* `sweep_result`: a `PatchResult` from means and standard errors over the defined prompts, undefined counts in
+  ``meta["n_undefined"]`` with one warning, axes and labels.
 
 The engines that run the variants are in `interp.patching.exact` (bridge: cone or full passes), `together`
 (every position at once) and `interp.backends` (nnsight).
@@ -200,20 +200,18 @@ def sweep_axes(kind: str, pairs: PromptPairs, layers: list[int], positions: list
     return axes, index, labels
 
 
-def sweep_result(sp: SweepVariants, sums: np.ndarray, sq: np.ndarray, *, site: str, metric: str, direction: str,
-                 model: Any, model_name: str, n_forward_passes: int, seconds: float, baseline: dict[str, float],
-                 meta: dict[str, Any], n_defined: np.ndarray | None = None) -> PatchResult:
-    """The `PatchResult` of a sweep from per-variant sums and sums of squares of the per-prompt metric.
+def sweep_result(sp: SweepVariants, mean: np.ndarray, stderr: np.ndarray, *, site: str, metric: str,
+                 direction: str, model: Any, model_name: str, n_forward_passes: int, seconds: float,
+                 baseline: dict[str, float], meta: dict[str, Any], n_defined: np.ndarray | None = None) -> PatchResult:
+    """The `PatchResult` of a sweep from each variant's mean and standard error of the per-prompt metric over its
+    prompts with a finite value (`interp.metrics.finite_moments`: float64, no overflow).
 
-    ``n_defined`` counts each variant's prompts with a finite metric value (the sums cover only those; default:
-    every prompt); undefined counts go to ``meta["n_undefined"]`` and one warning."""
+    ``n_defined`` counts each variant's prompts with a finite metric value (default: every prompt); undefined counts
+    go to ``meta["n_undefined"]`` and one warning."""
     kind, pairs, layer_list, pos_list, batch = sp.kind, sp.pairs, sp.layers, sp.positions, sp.batch
     units, per_layer = sp.units, sp.per_layer
-    n = np.full(sums.shape, batch, dtype=np.int64) if n_defined is None else np.asarray(n_defined, dtype=np.int64)
-    with np.errstate(divide="ignore", invalid="ignore"):
-        mean = np.where(n > 0, sums / np.maximum(n, 1), np.nan)
-        var = np.maximum(sq / np.maximum(n, 1) - mean**2, 0.0) * n / np.maximum(n - 1, 1)
-        stderr = np.where(n > 0, np.sqrt(var / np.maximum(n, 1)), np.nan)
+    mean, stderr = np.asarray(mean, dtype=np.float64), np.asarray(stderr, dtype=np.float64)
+    n = np.full(mean.shape, batch, dtype=np.int64) if n_defined is None else np.asarray(n_defined, dtype=np.int64)
     n_undef = batch - n
     total = int(n_undef.sum())
     axes, index, labels = sweep_axes(kind, pairs, layer_list, pos_list, units, per_layer)

@@ -152,6 +152,58 @@ def test_undefined_prompts_are_counted_per_cell_and_left_out(caplog):
     assert res.effects[0, 0, 0] == pytest.approx(float(v[ok].mean()), rel=1e-6)
 
 
+def _mp_mean_stderr(xs: list[float]) -> tuple[float, float]:
+    """Mean and standard error of the mean in 60-digit arithmetic (the oracle for `finite_moments`)."""
+    mpmath.mp.dps = 60
+    v = [mpmath.mpf(x) for x in xs]
+    mu = mpmath.fsum(v) / len(v)
+    var = mpmath.fsum((x - mu) ** 2 for x in v) / max(len(v) - 1, 1)
+    return float(mu), float(mpmath.sqrt(var / len(v)))
+
+
+@pytest.mark.parametrize("row", [
+    [1e300, 1.5e300, -3e299, float("nan"), 2e300, 1.7e308],  # squares and sums overflow float64
+    [1e8 + 1, 1e8 + 2, 1e8 + 3, float("inf")],  # E[x^2] - E[x]^2 cancels to 0 (or below) in float64
+    [-5e-320, 3e-321, 7e-322],  # denormals: scaling must not divide by 0
+    [2.5],  # one value: standard error 0
+])
+def test_finite_moments_match_exact_arithmetic(row):
+    from interp.metrics import finite_moments
+    mean, se, n = finite_moments(torch.tensor([row, row[::-1]], dtype=torch.float64))
+    finite = [x for x in row if np.isfinite(x)]
+    want_mean, want_se = _mp_mean_stderr(finite)
+    assert n.tolist() == [len(finite)] * 2
+    for i in range(2):
+        assert float(mean[i]) == pytest.approx(want_mean, rel=1e-12)
+        assert float(se[i]) == pytest.approx(want_se, rel=1e-9)
+    none = finite_moments(torch.tensor([[float("nan"), float("-inf")]]))
+    assert np.isnan(float(none[0][0])) and np.isnan(float(none[1][0])) and int(none[2][0]) == 0
+
+
+def test_sweep_standard_errors_stay_finite_near_the_float64_limit():
+    """A saturated model (unembedding x3000) gives IE effects near 1e306: the sweep's mean and standard error of each
+    cell are those of its per-prompt values in exact arithmetic (the sums of squares overflowed to inf before: the
+    arithmetic itself is checked to 1e-9 in `test_finite_moments_match_exact_arithmetic`)."""
+    m = _saturated(3000.0)
+    pairs = _argmax_pairs(m, batch=8)
+    assert pairs.n >= 4
+    with np.errstate(all="raise"):  # no overflow anywhere on the way
+        res = patch(m, pairs, site="heads", layers=[0, 1], positions=[4], metric="ie", progress=False)
+    one = [patch(m, pairs.select([i]), site="heads", layers=[0, 1], positions=[4], metric="ie",
+                 progress=False).effects for i in range(pairs.n)]
+    per_prompt = np.stack(one)  # [prompt layer pos head]: each prompt's own value (NaN where undefined)
+    assert np.nanmax(np.abs(per_prompt)) > 1e160  # the premise: a value whose square overflows float64
+    for cell in np.ndindex(res.effects.shape):
+        xs = [float(x) for x in per_prompt[(slice(None), *cell)] if np.isfinite(x)]
+        if len(xs) < 2:
+            continue
+        want_mean, want_se = _mp_mean_stderr(xs)
+        assert np.isfinite(res.stderr[cell]), cell
+        # one-prompt passes round differently in float32, and exp(Δ log p) amplifies that (measured: 2.4e-4)
+        assert res.effects[cell] == pytest.approx(want_mean, rel=1e-2), cell
+        assert res.stderr[cell] == pytest.approx(want_se, rel=1e-2), cell
+
+
 # ------------------------------------------------------------------------------------------ rankings with NaN
 
 
