@@ -57,10 +57,13 @@ def activations(model: Any, texts: Sequence[str] | Sequence[Sequence[int]], laye
     by_len: dict[int, list[int]] = {}
     for i, x in enumerate(ids):
         by_len.setdefault(len(x), []).append(i)
+    # the blocks after the last requested resid_pre (and the unembedding) cannot change it: stop the pass there
+    stop = max(layers) + 1 if max(layers) + 1 < int(model.cfg.n_layers) else None
     for _, idx in sorted(by_len.items()):
         for s in range(0, len(idx), batch_size):
             rows = idx[s : s + batch_size]
-            _, cache = model.run_with_cache(torch.tensor([ids[i] for i in rows]), names_filter=lambda n: n in names)
+            _, cache = model.run_with_cache(torch.tensor([ids[i] for i in rows]), names_filter=lambda n: n in names,
+                                            stop_at_layer=stop)
             for name, j in names.items():
                 out[rows, j] = cache[name][:, -1].double()
     return out

@@ -30,12 +30,13 @@ def test_shipped_sets_are_balanced_and_large():
         assert len({(r.pair, r.split) for r in rows}) == len({r.pair for r in rows})
 
 
-def test_activations_batched_equal_one_at_a_time(tb):
+@pytest.mark.parametrize("layers", [(0, 2), (0, 1), (1,)])  # (0, 1), (1,): the pass stops after block 1
+def test_activations_batched_equal_one_at_a_time(tb, layers):
     texts = [[1, 2, 3], [4, 5, 6, 7], [8, 9, 10], [11, 12]]
-    acts = activations(tb, texts, [0, 2])
+    acts = activations(tb, texts, list(layers))
     for i, t in enumerate(texts):
         _, cache = tb.run_with_cache(torch.tensor([t]))
-        for j, layer in enumerate((0, 2)):
+        for j, layer in enumerate(layers):
             torch.testing.assert_close(acts[i, j], cache[hook_name("resid_pre", layer)][0, -1].double(),
                                        atol=1e-5, rtol=1e-5)
 
