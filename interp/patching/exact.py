@@ -116,6 +116,7 @@ class _Sweep:
         self.mean = torch.zeros(len(self.variants), dtype=torch.float64)
         self.se = torch.zeros(len(self.variants), dtype=torch.float64)
         self.n_def = torch.full((len(self.variants),), self.batch, dtype=torch.int64)
+        self._group_cols: list[Tensor] | None = None
         if self.onehot is not None:
             g = self.onehot.shape[1]
             self.g_mean = torch.zeros((len(self.variants), g), dtype=torch.float64)
@@ -148,9 +149,10 @@ class _Sweep:
                 self.g_mean, self.g_se, self.g_def = (t.to(vals.device) for t in (self.g_mean, self.g_se, self.g_def))
         self.mean[idx], self.se[idx], self.n_def[idx] = finite_moments(vals)
         if self.onehot is not None:
-            for j in range(self.onehot.shape[1]):
-                cols = self.onehot[:, j] > 0
-                self.g_mean[idx, j], self.g_se[idx, j], self.g_def[idx, j] = finite_moments(vals[:, cols])
+            if self._group_cols is None:  # index tensors, once: a boolean mask per record would sync a GPU
+                self._group_cols = [torch.nonzero(self.onehot[:, j] > 0)[:, 0] for j in range(self.onehot.shape[1])]
+            for j, cols in enumerate(self._group_cols):
+                self.g_mean[idx, j], self.g_se[idx, j], self.g_def[idx, j] = finite_moments(vals.index_select(1, cols))
 
 
 # metrics that read only the answer logits r and r2 of each prompt (checked on real logits before use)
