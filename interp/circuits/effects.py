@@ -204,10 +204,12 @@ def _combine(results: list[PatchResult], seeds: Sequence[int], method: str,
     per_seed = np.stack([r.effects for r in results])
     se = np.stack([r.stderr if r.stderr is not None else np.zeros_like(r.effects) for r in results])
     draws = list(range(len(results))) if draws is None else list(draws)
-    groups = {g: draws.count(g) * se[draws.index(g)] for g in dict.fromkeys(draws)}
+    n = len(results)
+    # (c_g / n) se_g per distinct draw; hypot sums the squares without overflow, as the mean divides before summing
+    groups = {g: (draws.count(g) / n) * se[draws.index(g)] for g in dict.fromkeys(draws)}
     r0 = results[0]
     combined = PatchResult(
-        effects=per_seed.mean(0),
+        effects=(per_seed / n).sum(0),
         axes=r0.axes,
         index=r0.index,
         labels=r0.labels,
@@ -219,7 +221,7 @@ def _combine(results: list[PatchResult], seeds: Sequence[int], method: str,
         n_prompts=r0.n_prompts,
         n_forward_passes=sum(results[draws.index(g)].n_forward_passes for g in groups),
         seconds=sum(results[draws.index(g)].seconds for g in groups),
-        stderr=np.sqrt(sum(x**2 for x in groups.values())) / len(results),
+        stderr=np.hypot.reduce(np.stack(list(groups.values())), axis=0),
         baseline={k: float(np.mean([r.baseline.get(k, np.nan) for r in results])) for k in r0.baseline},
         meta={"seeds": list(seeds), "method": method, "n_distinct_draws": len(groups),
               "n_undefined_total": sum(int(r.meta.get("n_undefined_total", 0)) for r in results)},

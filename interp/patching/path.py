@@ -29,7 +29,7 @@ import torch
 from torch import Tensor
 
 from interp.errors import ShapeError, unknown
-from interp.metrics import MetricContext, make_metric, metric_unpatched_values
+from interp.metrics import MetricContext, finite_moments, make_metric, metric_unpatched_values
 from interp.patching.engine import Unsupported
 from interp.patching.exact import ENGINES
 from interp.patching.result import PatchResult
@@ -184,15 +184,8 @@ def _result(per_prompt: Tensor, ctx: MetricContext, pairs: PromptPairs, sender_l
             recv: Any, freeze_mlps: bool, metric: str, direction: str, model: Any, model_name: str, n_fwd: int,
             seconds: float, meta: dict[str, Any]) -> PatchResult:
     # undefined (non-finite) per-prompt values are left out of each cell's mean and counted, as in `patch`
-    ok = torch.isfinite(per_prompt)
-    n_def = ok.sum(-1)
-    vals = torch.where(ok, per_prompt, torch.zeros((), dtype=per_prompt.dtype))
-    mean_t = torch.where(n_def > 0, vals.sum(-1) / n_def.clamp(min=1), torch.full_like(n_def, float("nan"),
-                                                                                        dtype=torch.float64))
-    var = torch.where(ok, (per_prompt - mean_t[..., None]) ** 2, torch.zeros((), dtype=per_prompt.dtype)).sum(-1)
-    var = var / (n_def - 1).clamp(min=1)
-    mean = mean_t.numpy()
-    stderr = torch.where(n_def > 1, (var / n_def.clamp(min=1)).sqrt(), torch.zeros_like(var)).numpy()
+    mean_t, se_t, n_def = finite_moments(per_prompt.cpu())  # float64, no overflow near the float64 limit
+    mean, stderr = mean_t.numpy(), se_t.numpy()
     n_undef = (pairs.n - n_def).numpy()
     if n_undef.sum():
         log.warning("%d per-prompt %s values are undefined (not finite) in %d path-patching cells; each cell's mean "

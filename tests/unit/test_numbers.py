@@ -204,6 +204,42 @@ def test_sweep_standard_errors_stay_finite_near_the_float64_limit():
         assert res.stderr[cell] == pytest.approx(want_se, rel=1e-2), cell
 
 
+@pytest.mark.parametrize("engine", ["full", "cone"])
+def test_path_patching_standard_errors_stay_finite_near_the_float64_limit(engine):
+    """Path patching's per-cell mean and standard error (the same `finite_moments`) on the 3000x-unembedding bridge:
+    the squared deviations overflowed to inf there before."""
+    from interp.patching.path import path_patch
+
+    m = _saturated(3000.0)
+    pairs = _argmax_pairs(m, batch=8)
+    res = path_patch(m, pairs, layers=[0, 1], metric="ie", progress=False, engine=engine)
+    assert np.nanmax(np.abs(res.effects)) > 1e160  # the premise: a value whose square overflows float64
+    n_def = pairs.n - np.asarray(res.meta.get("n_undefined", np.zeros(res.effects.shape)))
+    ok = np.isfinite(res.effects) & (n_def >= 2)
+    assert ok.sum() >= 4 and np.isfinite(res.stderr[ok]).all() and (res.stderr[ok] >= 0).all()
+
+
+def test_combined_seeds_do_not_overflow():
+    """The mean over seeds divides before it sums, and the standard errors combine by hypot: effects near the float64
+    limit and standard errors whose squares overflow keep finite, exact combinations."""
+    from interp.circuits.effects import _combine
+
+    def res(e, s):
+        return PatchResult(effects=np.array([e]), axes=("layer",), index={"layer": [0]}, labels={"layer": ["L0"]},
+                           site="mlps", metric="ie", model="m", task="t", direction="noising", n_prompts=4,
+                           n_forward_passes=1, seconds=0.0, stderr=np.array([s]), baseline={}, meta={})
+
+    big = 1.6e308
+    out, _ = _combine([res(big, 1e200), res(big, 3e200), res(big / 2, 2e200)], seeds=(1, 2, 3), method="exact")
+    mpmath.mp.dps = 60
+    assert out.effects[0] == pytest.approx(float((2 * mpmath.mpf(big) + mpmath.mpf(big) / 2) / 3), rel=1e-14)
+    assert out.stderr[0] == pytest.approx(float(mpmath.sqrt(mpmath.mpf(1e200) ** 2 + mpmath.mpf(3e200) ** 2
+                                                           + mpmath.mpf(2e200) ** 2) / 3), rel=1e-14)
+    # one draw counted three times (a task whose pairs ignore the seed): the error of that one sample
+    same, _ = _combine([res(1.0, 1e200)] * 3, seeds=(1, 2, 3), method="exact", draws=[0, 0, 0])
+    assert same.stderr[0] == pytest.approx(1e200, rel=1e-14)
+
+
 # ------------------------------------------------------------------------------------------ rankings with NaN
 
 
