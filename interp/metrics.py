@@ -192,7 +192,11 @@ def make_metric(name: str, ctx: MetricContext) -> PerPrompt:
 def metric_unpatched_values(name: str, ctx: MetricContext) -> dict[str, float]:
     """The metric on the unpatched base run and on the source run (the two ends of every effect)."""
     f = make_metric(name, ctx)
-    return {"base": float(f(ctx.base_logits).mean()), "source": float(f(ctx.source_logits).mean())}
+
+    def mean(v: Tensor) -> float:  # divided before the sum: IE on the source run can be ~1e306 per prompt
+        return float((v.double() / max(v.numel(), 1)).sum()) if v.numel() else float("nan")
+
+    return {"base": mean(f(ctx.base_logits)), "source": mean(f(ctx.source_logits))}
 
 
 __all__ += ["metric_unpatched_values", "finite_moments"]

@@ -219,6 +219,20 @@ def test_path_patching_standard_errors_stay_finite_near_the_float64_limit(engine
     assert ok.sum() >= 4 and np.isfinite(res.stderr[ok]).all() and (res.stderr[ok] >= 0).all()
 
 
+def test_unpatched_baseline_mean_does_not_overflow():
+    """The source run's IE is ~3e307 per prompt here (Δ log p = 708 both ways); the mean of eight of them is finite
+    (summing first gave inf)."""
+    from interp.metrics import metric_unpatched_values
+
+    base = torch.tensor([[0.0, -708.0, -1000.0]]).repeat(8, 1)
+    source = torch.tensor([[-708.0, 0.0, -1000.0]]).repeat(8, 1)
+    ctx = MetricContext(base, source, torch.zeros(8, dtype=torch.long), torch.ones(8, dtype=torch.long))
+    per_prompt = make_metric("ie", ctx)(source)
+    assert float(per_prompt.min()) > 2e307 and not torch.isfinite(per_prompt.sum())  # the premise
+    got = metric_unpatched_values("ie", ctx)
+    assert got["base"] == 0.0 and got["source"] == pytest.approx(float(per_prompt[0]), rel=1e-12)
+
+
 def test_combined_seeds_do_not_overflow():
     """The mean over seeds divides before it sums, and the standard errors combine by hypot: effects near the float64
     limit and standard errors whose squares overflow keep finite, exact combinations."""
