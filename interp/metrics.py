@@ -118,7 +118,8 @@ def finite_moments(values: Float[Tensor, "rows n"]) -> tuple[Tensor, Tensor, Ten
     (two passes, not ``E[x²] - E[x]²``), so values near the float64 limit (an IE of ``1e300`` on a saturated model)
     keep a finite mean and standard error, and nearly equal large values do not lose their spread to cancellation.
     Non-finite entries (undefined metric values) are left out and not counted. A row with no finite entry has
-    mean and standard error NaN; with one, standard error 0 (the sample variance uses ``n - 1``, floored at 1).
+    mean and standard error NaN; with one, its value as the mean and a NaN standard error (one value has no spread
+    to estimate: never reported as 0).
     Returns ``(mean [rows], stderr [rows], n [rows] int64)``.
     """
     v = values.double()
@@ -136,7 +137,7 @@ def finite_moments(values: Float[Tensor, "rows n"]) -> tuple[Tensor, Tensor, Ten
     var = 4.0 * (dev * dev).sum(-1) / (n - 1).clamp(min=1).double()
     nan = torch.full_like(m, float("nan"))
     mean = torch.where(n > 0, m, nan)
-    stderr = torch.where(n > 0, torch.sqrt(var / nf) * s, nan)
+    stderr = torch.where(n > 1, torch.sqrt(var / nf) * s, nan)
     return mean, stderr, n
 
 

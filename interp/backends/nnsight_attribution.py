@@ -118,7 +118,7 @@ def nnsight_attribution_patch(model: Any, pairs: Any, *, site: str = "heads", po
     est = torch.cat(est_all)
     n = est.shape[0]
     mean = est.mean(0).numpy()
-    stderr = (est.std(0, unbiased=True) / np.sqrt(n)).numpy() if n > 1 else np.zeros_like(mean)
+    stderr = (est.std(0, unbiased=True) / np.sqrt(n)).numpy() if n > 1 else np.full_like(mean, np.nan)  # 1: none
     same_all = pairs.clean_answers == pairs.corrupt_answers
     baseline = metric_unpatched_values(metric, _context(pseudo_logits(torch.cat(base_red_all), same_all),
                                                         pseudo_logits(torch.cat(src_red_all), same_all), same_all))

@@ -38,6 +38,14 @@ __all__ = [
 METHODS = ("atp", "exact")
 
 
+
+def _ranking_std(mean: np.ndarray, stderr: np.ndarray, n: int) -> np.ndarray:
+    """The per-prompt standard deviation behind the paper's mean + std ranking score, from a sweep's standard error.
+    Where a neuron has a mean but no standard error (one defined prompt) it is 0, as the AtP path's one-prompt std:
+    the ranking needs a number there, and with one prompt there is no spread to add."""
+    std = stderr * math.sqrt(n)
+    return np.where(np.isnan(std) & np.isfinite(mean), 0.0, std)
+
 def neuron_importance(
     model: Any,
     pairs: Any,
@@ -75,7 +83,7 @@ def neuron_importance(
                     max_rows=max_rows, progress=False)
         mean = res.effects[:, 0, :]
         assert res.stderr is not None
-        std = res.stderr[:, 0, :] * math.sqrt(res.n_prompts)
+        std = _ranking_std(mean, res.stderr[:, 0, :], res.n_prompts)
     return NeuronImportance(
         mean=np.asarray(mean, dtype=float), std=np.asarray(std, dtype=float), method=method, metric=metric,
         n_prompts=int(pairs.n), layers=layer_list, group=group, task=getattr(pairs, "task", ""),
@@ -135,7 +143,8 @@ def verify_top_neurons(model: Any, pairs: Any, importance: NeuronImportance, top
         est += importance.mean[row, idx].tolist()
         est_score += importance.score[row, idx].tolist()
         exact += res.effects[0, 0, :].tolist()
-        exact_score += (res.effects[0, 0, :] + res.stderr[0, 0, :] * math.sqrt(res.n_prompts)).tolist()
+        exact_score += (res.effects[0, 0, :] + _ranking_std(res.effects[0, 0, :], res.stderr[0, 0, :],
+                                                            res.n_prompts)).tolist()
     return ImportanceCheck(layers=layers, neurons=neurons, estimate=est, exact=exact, estimate_score=est_score,
                            exact_score=exact_score)
 

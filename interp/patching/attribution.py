@@ -176,7 +176,7 @@ def attribution_patch(
     est = scores + base_vals.reshape(-1, *([1] * (scores.ndim - 1)))
     n = est.shape[0]
     mean = est.mean(0).numpy()
-    stderr = (est.std(0, unbiased=True) / np.sqrt(n)).numpy() if n > 1 else np.zeros_like(mean)
+    stderr = (est.std(0, unbiased=True) / np.sqrt(n)).numpy() if n > 1 else np.full_like(mean, np.nan)  # 1: none
     with torch.inference_mode():
         base_logits = model(pairs.clean_tokens)[:, -1, :].float()
         source_logits = model(pairs.corrupt_tokens)[:, -1, :].float()

@@ -165,7 +165,7 @@ def _mp_mean_stderr(xs: list[float]) -> tuple[float, float]:
     [1e300, 1.5e300, -3e299, float("nan"), 2e300, 1.7e308],  # squares and sums overflow float64
     [1e8 + 1, 1e8 + 2, 1e8 + 3, float("inf")],  # E[x^2] - E[x]^2 cancels to 0 (or below) in float64
     [-5e-320, 3e-321, 7e-322],  # denormals: scaling must not divide by 0
-    [2.5],  # one value: standard error 0
+    [2.5],  # one value: no standard error (NaN)
 ])
 def test_finite_moments_match_exact_arithmetic(row):
     from interp.metrics import finite_moments
@@ -175,7 +175,10 @@ def test_finite_moments_match_exact_arithmetic(row):
     assert n.tolist() == [len(finite)] * 2
     for i in range(2):
         assert float(mean[i]) == pytest.approx(want_mean, rel=1e-12)
-        assert float(se[i]) == pytest.approx(want_se, rel=1e-9)
+        if len(finite) == 1:
+            assert np.isnan(float(se[i]))
+        else:
+            assert float(se[i]) == pytest.approx(want_se, rel=1e-9)
     none = finite_moments(torch.tensor([[float("nan"), float("-inf")]]))
     assert np.isnan(float(none[0][0])) and np.isnan(float(none[1][0])) and int(none[2][0]) == 0
 
@@ -231,6 +234,22 @@ def test_unpatched_baseline_mean_does_not_overflow():
     assert float(per_prompt.min()) > 2e307 and not torch.isfinite(per_prompt.sum())  # the premise
     got = metric_unpatched_values("ie", ctx)
     assert got["base"] == 0.0 and got["source"] == pytest.approx(float(per_prompt[0]), rel=1e-12)
+
+
+def test_one_prompt_has_no_standard_error():
+    """One prompt gives an effect but no standard error: NaN, never 0 (exact, path and attribution sweeps); the neuron
+    ranking's mean + std still gets a number (std 0, as its AtP path)."""
+    from interp.patching.attribution import attribution_patch
+    from interp.patching.path import path_patch
+
+    m = tiny_bridge()
+    one = _argmax_pairs(m, batch=6, seed=2).select([0])
+    for res in (patch(m, one, site="heads", positions="last", metric="logit_diff", progress=False),
+                path_patch(m, one, metric="logit_diff", progress=False),
+                attribution_patch(m, one, site="heads", positions="last", metric="logit_diff")):
+        assert np.isfinite(res.effects).all() and np.isnan(res.stderr).all(), res.site
+    imp = neuron_importance(m, one, method="exact", metric="logit_diff")
+    assert (imp.std == 0).all() and np.isfinite(imp.score).all()
 
 
 def test_combined_seeds_do_not_overflow():
