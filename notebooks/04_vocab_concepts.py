@@ -22,7 +22,7 @@
 #    lexicon, with a user lexicon on the toy model and the paper's seven concepts on SmolLM2-135M, and measures
 #    how often they fire while SmolLM2 writes chain-of-thought answers.
 #
-# With `INTERP_FAST=1` (CI) the SmolLM2 part uses two word problems.
+# With `INTERP_FAST=1` (CI) the SmolLM2 part scans four layers for concept neurons and uses two word problems.
 
 # %%
 import os
