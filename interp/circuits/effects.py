@@ -9,7 +9,7 @@ are then ranked by their effect averaged over the positions 1..4 (every position
 from __future__ import annotations
 
 import os
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -195,6 +195,24 @@ def _pairs_key(pairs: Any) -> bytes:
     return h.digest()
 
 
+def _check_seeds(seeds: Sequence[int]) -> tuple[int, ...]:
+    seeds = tuple(int(s) for s in seeds)
+    if not seeds:
+        raise TaskError("no seeds given; pass at least one corrupt-sampling seed")
+    return seeds
+
+
+def _seed_pairs(model: Any, task: Any, seeds: tuple[int, ...], **kw: Any) -> Iterator[tuple[Any, int | None]]:
+    """Each seed's discovery pairs (``discovery_pairs(..., **kw)``) with the index of the earlier seed that drew the
+    same pairs (a task whose pairs ignore the seed, e.g. IOI: its sweep can be reused), or None for a new draw."""
+    seen: dict[bytes, int] = {}
+    for i, s in enumerate(seeds):
+        pairs = discovery_pairs(model, task, seed=s, **kw)
+        key = _pairs_key(pairs)
+        yield pairs, seen.get(key)
+        seen.setdefault(key, i)
+
+
 def _combine(results: list[PatchResult], seeds: Sequence[int], method: str,
              draws: Sequence[int] | None = None) -> tuple[PatchResult, np.ndarray]:
     """Mean over seeds; the standard error treats *distinct* prompt draws as independent. ``draws[i]`` names seed
@@ -255,23 +273,17 @@ def component_effects(
     """
     if method not in METHODS:
         raise unknown("ranking method", method, METHODS)
-    seeds = tuple(int(s) for s in seeds)
-    if not seeds:
-        raise TaskError("no seeds given; pass at least one corrupt-sampling seed")
+    seeds = _check_seeds(seeds)
     heads: list[PatchResult] = []
     mlps: list[PatchResult] = []
     draws: list[int] = []
-    seen: dict[bytes, int] = {}
-    for s in seeds:
-        pairs = discovery_pairs(model, task, operator=operator, n_per_op=n_per_op, seed=s, corrupt_from=corrupt_from)
-        key = _pairs_key(pairs)
-        if key in seen:  # this seed drew the same pairs as an earlier one (IOI ignores the seed): same sweep
-            draws.append(seen[key])
-            heads.append(heads[seen[key]])
-            mlps.append(mlps[seen[key]])
+    for i, (pairs, same) in enumerate(_seed_pairs(model, task, seeds, operator=operator, n_per_op=n_per_op,
+                                                  corrupt_from=corrupt_from)):
+        draws.append(i if same is None else same)
+        if same is not None:  # this seed drew the same pairs as an earlier one (IOI ignores the seed): same sweep
+            heads.append(heads[same])
+            mlps.append(mlps[same])
             continue
-        seen[key] = len(heads)
-        draws.append(len(heads))
         for site, out in (("heads", heads), ("mlps", mlps)):
             if method == "exact":
                 r = patch(model, pairs, site=site, positions=positions, metric=metric, max_rows=max_rows,
@@ -312,25 +324,19 @@ def component_effects_by_operator(
     """
     from interp.patching.exact import patch_by_group
 
-    seeds = tuple(int(s) for s in seeds)
-    if not seeds:
-        raise TaskError("no seeds given; pass at least one corrupt-sampling seed")
+    seeds = _check_seeds(seeds)
     keys: list[str | None] = [None, *getattr(task, "operators", ())]
     runs: dict[str | None, dict[str, list[PatchResult]]] = {k: {"heads": [], "mlps": []} for k in keys}
     draws: list[int] = []
-    seen: dict[bytes, int] = {}
     pairs = None
-    for s in seeds:
-        pairs = discovery_pairs(model, task, operator=None, n_per_op=n_per_op, seed=s, corrupt_from=corrupt_from)
-        key = _pairs_key(pairs)
-        if key in seen:  # the same pairs as an earlier seed: the same sweep
-            draws.append(seen[key])
+    for i, (pairs, same) in enumerate(_seed_pairs(model, task, seeds, operator=None, n_per_op=n_per_op,
+                                                  corrupt_from=corrupt_from)):
+        draws.append(i if same is None else same)
+        if same is not None:  # the same pairs as an earlier seed: the same sweep
             for k in keys:
                 for site in ("heads", "mlps"):
-                    runs[k][site].append(runs[k][site][seen[key]])
+                    runs[k][site].append(runs[k][site][same])
             continue
-        seen[key] = len(runs[None]["heads"])
-        draws.append(seen[key])
         for site in ("heads", "mlps"):
             pooled, groups = patch_by_group(model, pairs, site=site, positions=positions, metric=metric,
                                             max_rows=max_rows, progress=progress, model_name=model_name,
