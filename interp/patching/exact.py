@@ -108,17 +108,16 @@ class _Sweep:
     progress: bool
     site: str
     budgets: dict[str, int] | None = None  # per device, for a model whose blocks live on several devices
-    # [B G] one-hot group membership of the prompts: per-group moments alongside the pooled ones (`patch_by_group`)
-    onehot: Tensor | None = None
+    # each group's prompt rows (index tensors): per-group moments alongside the pooled ones (`patch_by_group`)
+    group_cols: list[Tensor] | None = None
 
     def __post_init__(self) -> None:
         # each variant's mean, standard error and finite count over the prompts (`finite_moments`), and per group
         self.mean = torch.zeros(len(self.variants), dtype=torch.float64)
         self.se = torch.zeros(len(self.variants), dtype=torch.float64)
         self.n_def = torch.full((len(self.variants),), self.batch, dtype=torch.int64)
-        self._group_cols: list[Tensor] | None = None
-        if self.onehot is not None:
-            g = self.onehot.shape[1]
+        if self.group_cols is not None:
+            g = len(self.group_cols)
             self.g_mean = torch.zeros((len(self.variants), g), dtype=torch.float64)
             self.g_se = torch.zeros((len(self.variants), g), dtype=torch.float64)
             self.g_def = torch.zeros((len(self.variants), g), dtype=torch.int64)
@@ -144,14 +143,12 @@ class _Sweep:
         idx = torch.as_tensor(list(ids), device=vals.device)
         if self.mean.device != vals.device:
             self.mean, self.se, self.n_def = (t.to(vals.device) for t in (self.mean, self.se, self.n_def))
-            if self.onehot is not None:
-                self.onehot = self.onehot.to(vals.device)
+            if self.group_cols is not None:  # moved once: index tensors, not a mask per record (a GPU sync)
+                self.group_cols = [c.to(vals.device) for c in self.group_cols]
                 self.g_mean, self.g_se, self.g_def = (t.to(vals.device) for t in (self.g_mean, self.g_se, self.g_def))
         self.mean[idx], self.se[idx], self.n_def[idx] = finite_moments(vals)
-        if self.onehot is not None:
-            if self._group_cols is None:  # index tensors, once: a boolean mask per record would sync a GPU
-                self._group_cols = [torch.nonzero(self.onehot[:, j] > 0)[:, 0] for j in range(self.onehot.shape[1])]
-            for j, cols in enumerate(self._group_cols):
+        if self.group_cols is not None:
+            for j, cols in enumerate(self.group_cols):
                 self.g_mean[idx, j], self.g_se[idx, j], self.g_def[idx, j] = finite_moments(vals.index_select(1, cols))
 
 
@@ -443,13 +440,9 @@ def _exact_sweep(
         ctx = MetricContext(base_logits.float(), source_logits.float(), pairs.clean_answers.to(dev),
                             pairs.corrupt_answers.to(dev))
         group_rows = sp.pairs.group_rows() if by_group else {}
-        onehot = None
-        if group_rows:
-            onehot = torch.zeros((batch, len(group_rows)), dtype=torch.float64)
-            for j, rows in enumerate(group_rows.values()):
-                onehot[rows, j] = 1.0
+        group_cols = [torch.as_tensor(rows, dtype=torch.long) for rows in group_rows.values()] or None
         sw = _Sweep(model, kind, variants, base, source, metric, ctx, batch, max_rows, budget, progress, site,
-                    budgets, onehot)
+                    budgets, group_cols)
         if cone is not None:
             try:
                 n_pass = _run_cone(sw, cone, stats)
