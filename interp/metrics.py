@@ -32,7 +32,7 @@ import torch
 from jaxtyping import Float, Int
 from torch import Tensor
 
-from interp.errors import unknown
+from interp.errors import ShapeError, unknown
 
 __all__ = ["METRICS", "MetricContext", "make_metric", "indirect_effect", "normalized_logit", "answer_log_probs",
            "count_undefined", "NORMALIZED", "RAW_METRICS", "UNPATCHED_ZERO"]
@@ -122,6 +122,11 @@ def finite_moments(values: Float[Tensor, "rows n"]) -> tuple[Tensor, Tensor, Ten
     to estimate: never reported as 0).
     Returns ``(mean [rows], stderr [rows], n [rows] int64)``.
     """
+    if not isinstance(values, Tensor) or values.ndim < 1 or values.is_complex() or values.dtype == torch.bool:
+        raise ShapeError("finite_moments needs a real-valued tensor of at least one dimension (its last axis holds "
+                         f"the values to reduce); got {type(values).__name__}"
+                         + (f" of dtype {values.dtype}, shape {tuple(values.shape)}" if isinstance(values, Tensor)
+                            else ""))
     v = values.double()
     ok = torch.isfinite(v)
     zero = torch.zeros((), dtype=v.dtype, device=v.device)

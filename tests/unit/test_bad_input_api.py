@@ -15,6 +15,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+import torch
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
@@ -88,6 +89,9 @@ CASES = [
     ("patch_by_group engine bad", lambda m, t: _patch_by_group(m, engine="fast"), r"valid: auto, cone, full"),
     ("patch_by_group site bad", lambda m, t: _patch_by_group(m, site="heddas"), r"valid: .*heads.*resid"),
     ("effects by operator no seeds", lambda m, t: _effects_by_op(m, seeds=()), r"at least one corrupt-sampling seed"),
+    ("finite_moments a list", lambda m, t: _finite_moments([1.0, 2.0]), r"real-valued tensor of at least one dim"),
+    ("finite_moments a scalar", lambda m, t: _finite_moments(torch.tensor(1.0)), r"at least one dimension.*shape \(\)"),
+    ("finite_moments bool", lambda m, t: _finite_moments(torch.ones(3, dtype=torch.bool)), r"real-valued.*torch\.bool"),
     # positions
     ("positions True", lambda m, t: resolve_positions(True, 5), r"must be 'all', 'last', an int, comma-separated ints"),
     ("positions 1.7", lambda m, t: resolve_positions(1.7, 5), r"must be 'all', 'last', an int, comma-separated ints"),
@@ -205,6 +209,12 @@ def _patch(m, **kw):
     from tests.conftest import random_pairs
 
     return patch(m, random_pairs(m, batch=2, seq=4), site="mlps", progress=False, **kw)
+
+
+def _finite_moments(values):
+    from interp.metrics import finite_moments
+
+    return finite_moments(values)
 
 
 def _patch_by_group(m, **kw):
