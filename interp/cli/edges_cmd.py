@@ -30,6 +30,9 @@ def _add_edge_args(p: argparse.ArgumentParser, *, with_method: bool = True) -> N
     p.add_argument("--n", type=positive_int, default=None, help="prompt pairs per group (default: the task's default)")
     p.add_argument("--batch-size", type=positive_int, default=16)
     p.add_argument("--mib", default=None, help="also write the scores (and circuit) in MIB's submission format")
+    p.add_argument("--mib-sign", default="mib", choices=("mib", "metric"),
+                   help="sign of the scores in the --mib file: mib (default) = positive when the edge helps, as "
+                        "MIB's pipeline writes them; metric = the change of the metric, our sign")
 
 
 def register(sub: Any, name: str) -> None:
@@ -87,12 +90,18 @@ def run(args: argparse.Namespace) -> int:
         ev = EdgeEvaluator(model, _evaluation_pairs(model, task, args.n), ablation=args.ablation,
                            metric=args.edge_metric, batch_size=args.batch_size)
         if args.curve:
-            c = ev.curve(sc)
-            fs = " ".join(f"{x:.2f}" for x in c["faithfulness"])
-            print(f"  MIB CPR {c['cpr']:.3f}  CMD {c['cmd']:.3f}  f = {fs}")
+            m = ev.mib_scores(sc)
+            sc.meta["mib"] = {"cpr": m["cpr"], "cmd": m["cmd"], "faithfulness_signed": m["signed"]["faithfulness"],
+                              "faithfulness_absolute": m["absolute"]["faithfulness"],
+                              "budgets": m["absolute"]["budgets"], "evaluation_pairs": ev.pairs.n}
+            for label, c in (("signed", m["signed"]), ("|score|", m["absolute"])):
+                fs = " ".join(f"{x:.2f}" for x in c["faithfulness"])
+                print(f"  f by budget, {label} ranking: {fs}")
+            print(f"  MIB CPR {m['cpr']:.3f} (signed ranking)  CMD {m['cmd']:.3f} (|score| ranking)")
             from interp.circuits.edges.plots import plot_mib_curve
 
-            figs.append(plot_mib_curve({sc.method: c}))
+            figs.append(plot_mib_curve({f"{sc.method}, signed (CPR)": m["signed"],
+                                        f"{sc.method}, |score| (CMD)": m["absolute"]}))
         if circ is not None:
             f = ev.score(circ).faithfulness
             print(f"  circuit: {len(circ.edges)} edges, faithfulness {f:.3f}")
@@ -104,7 +113,8 @@ def run(args: argparse.Namespace) -> int:
         html = render_html(f"interp edges: {args.model}", [Section("Edges", [], figs)])
     d_model = int(model.cfg.d_model)
     write_outputs({args.out: sc.save, args.plot: html,  # all or none
-                   args.mib: (lambda p: save_mib(p, sc, circ, d_model=d_model)) if args.mib else None})
+                   args.mib: (lambda p: save_mib(p, sc, circ, d_model=d_model, sign=args.mib_sign))
+                   if args.mib else None})
     print("wrote " + ", ".join(p for p in (args.out, args.plot, args.mib) if p))
     return 0
 
@@ -125,6 +135,8 @@ def add_circuit_level_args(p: argparse.ArgumentParser) -> None:
                    help="--level edges: interpolation points, right (the paper, default) or left (the EAP-IG/MIB code)")
     p.add_argument("--edge-metric", default="logit_diff", help="metric for --level edges (default logit_diff)")
     p.add_argument("--mib", default=None, help="--level edges: also write the MIB-format file")
+    p.add_argument("--mib-sign", default="mib", choices=("mib", "metric"),
+                   help="--level edges: sign of the --mib file's scores (mib = positive when the edge helps)")
 
 
 def run_circuit_level_edges(args: argparse.Namespace) -> int:
@@ -150,11 +162,12 @@ def run_circuit_level_edges(args: argparse.Namespace) -> int:
                            [Section("Edge circuit", [], [circ.plot_curve(), circ.plot()])])
     d_model = int(model.cfg.d_model)
     write_outputs({args.out: circ.save, getattr(args, "plot", None): html,  # all or none
-                   args.mib: (lambda p: save_mib(p, sc, circ, d_model=d_model)) if args.mib else None})
+                   args.mib: (lambda p: save_mib(p, sc, circ, d_model=d_model, sign=args.mib_sign))
+                   if args.mib else None})
     c = circ.curve
     print(f"wrote {args.out}: {len(circ.edges)} of {circ.graph.n_edges} edges, faithfulness {circ.faithfulness:.3f} "
           f"(target {args.target}{'' if c['reached'] else ', NOT reached: all edges kept'}); "
-          f"MIB CPR {c['cpr']:.3f} CMD {c['cmd']:.3f}")
+          f"curve of the {c['selection']} |score| ranking: area under f {c['cpr']:.3f}, MIB CMD {c['cmd']:.3f}")
     return 0
 
 

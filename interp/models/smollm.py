@@ -40,8 +40,10 @@ import subprocess
 import sys
 import tempfile
 import threading
+import time
 import zipfile
 from collections import deque
+from collections.abc import Iterator
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -113,6 +115,49 @@ def cache_root(cache_dir: str | os.PathLike[str] | None = None) -> Path:
     if env:
         return Path(env).expanduser()
     return Path.home() / ".cache" / "interp"
+
+
+# how long a first load waits for another process that is building the same model (download + conversion)
+_BUILD_WAIT_S = _PIP_TIMEOUT_S + 600.0
+
+
+@contextlib.contextmanager
+def _build_lock(lock_path: Path, what: str, *, timeout: float | None = None) -> Iterator[None]:
+    """Hold an exclusive advisory lock (``flock``) on ``lock_path`` while building ``what``.
+
+    Concurrent first loads (test workers, two notebooks) then wait for one build instead of racing: without it a
+    second process could read the extracted GGUF the first one deletes after converting. The operating system
+    releases the lock when its holder exits, so a crashed build leaves nothing stale. Waiting is bounded (the message
+    names the lock file); where ``flock`` or the lock file is unavailable the build runs unlocked (its result is
+    still installed atomically).
+    """
+    wait = _BUILD_WAIT_S if timeout is None else timeout
+    try:
+        import fcntl
+
+        lock_path.parent.mkdir(parents=True, exist_ok=True)
+        fh = open(lock_path, "a+")  # noqa: SIM115 - closed below
+    except (ImportError, OSError):
+        yield
+        return
+    try:
+        t0, told = time.monotonic(), False
+        while True:
+            try:
+                fcntl.flock(fh.fileno(), fcntl.LOCK_EX | fcntl.LOCK_NB)
+                break
+            except BlockingIOError:
+                if not told:
+                    log.warning("waiting for another process that is building %s (lock %s)", what, lock_path)
+                    told = True
+                if time.monotonic() - t0 > wait:
+                    raise ModelLoadError(
+                        f"another process has been building {what} for over {wait:.0f} s (it holds the lock "
+                        f"{lock_path}); wait for it to finish or stop it, then load again") from None
+                time.sleep(0.2)
+        yield
+    finally:
+        fh.close()  # closing the file releases the lock
 
 
 def _offline_options(root: Path) -> str:
@@ -271,6 +316,13 @@ def ensure_smollm2_hf_dir(cache_dir: Path | None = None, *, progress: bool = Tru
     if _has_complete_model(final_dir):
         log.debug("using cached %s", final_dir)
         return final_dir
+    with _build_lock(root / f".{SMOLLM2_DIR_NAME}.lock", SMOLLM2_NAME):
+        if _has_complete_model(final_dir):  # built by the process we waited for
+            return final_dir
+        return _build_smollm2(root, final_dir, progress=progress)
+
+
+def _build_smollm2(root: Path, final_dir: Path, *, progress: bool) -> Path:
     try:
         _require_gguf_package()
         gguf_path, origin, extracted = _locate_smollm2_gguf(root, progress=progress)
@@ -310,7 +362,10 @@ def ensure_gguf_hf_dir(path: str | os.PathLike[str], cache_dir: Path | None = No
     if _has_complete_model(final_dir):
         log.debug("using cached %s", final_dir)
         return final_dir
-    return _convert_gguf(path, final_dir, name=path.stem, progress=progress)
+    with _build_lock(final_dir.with_name(f".{final_dir.name}.lock"), str(path)):
+        if _has_complete_model(final_dir):
+            return final_dir
+        return _convert_gguf(path, final_dir, name=path.stem, progress=progress)
 
 
 def boot_local(hf_dir: Path, *, name: str, **boot: Any) -> TransformerBridge:

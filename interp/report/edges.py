@@ -39,18 +39,23 @@ def edges_section(model: Any, ctx: Any) -> Any:
         "EAP-IG (5 steps) on discovery pairs and evaluated on held-out pairs with every edge outside the circuit "
         "receiving the corrupt prompt's sender output; CPR (area under faithfulness, higher is better) and CMD "
         "(area under |1 − f|, lower is better) over edge budgets 0.1–100% as in MIB.</p>")
-    curves = {m: ev.curve(s) for m, s in scores.items()}
+    mib = {m: ev.mib_scores(s) for m, s in scores.items()}
+    curves = {m: r["absolute"] for m, r in mib.items()}
     curves["random"] = random_curve(ev, draws=3 if ctx.quick else 5)
-    sec.paragraphs.append(table([[m, f"{c['cpr']:.3f}", f"{c['cmd']:.3f}"] for m, c in curves.items()],
-                                ["scores", "CPR", "CMD"],
-                                caption="Edge scores compared on held-out pairs: CPR (area under the faithfulness "
-                                        "curve, higher is better) and CMD (area under |1 − f|, lower is better); "
-                                        "random = edges in random order."))
-    sec.figures.append(plot_mib_curve(curves, title="Faithfulness by edge budget (held-out pairs)"))
+    rows = [[m, f"{r['cpr']:.3f}", f"{r['cmd']:.3f}"] for m, r in mib.items()]
+    rows.append(["random", f"{curves['random']['cpr']:.3f}", f"{curves['random']['cmd']:.3f}"])
+    sec.paragraphs.append(table(rows, ["scores", "CPR", "CMD"],
+                                caption="Edge scores compared on held-out pairs, as MIB reports them: CPR (area under "
+                                        "the faithfulness curve of the signed ranking, the edges that help most "
+                                        "first; higher is better) and CMD (area under |1 − f| of the |score| "
+                                        "ranking; lower is better); random = edges in random order."))
+    sec.figures.append(plot_mib_curve(curves, title="Faithfulness by edge budget, |score| ranking (held-out pairs)"))
     circ = scores["eap-ig-inputs"].circuit(max(1, int(0.05 * g.n_edges)))
     if circ.edges:
         sec.figures.append(circ.plot(title=f"EAP-IG circuit: {len(circ.edges)} edges, "
                                            f"f = {ev.score(circ).faithfulness:.3f}"))
-    ctx.results["edges"] = {"scores": scores, "curves": curves, "circuit": circ}
-    sec.data = {m: {"cpr": c["cpr"], "cmd": c["cmd"], "faithfulness": c["faithfulness"]} for m, c in curves.items()}
+    ctx.results["edges"] = {"scores": scores, "curves": curves, "mib": mib, "circuit": circ}
+    sec.data = {m: {"cpr": r["cpr"], "cmd": r["cmd"], "faithfulness": r["absolute"]["faithfulness"],
+                    "faithfulness_signed": r["signed"]["faithfulness"]} for m, r in mib.items()}
+    sec.data["random"] = {k: curves["random"][k] for k in ("cpr", "cmd", "faithfulness")}
     return sec

@@ -26,11 +26,19 @@ def test_edges_cli_on_toy_arith(tmp_path):
 
     out, mib = tmp_path / "e.json", tmp_path / "mib.json"
     assert main(["edges", "--model", "toy-arith", "--task", "arith:+", "--method", "eap-ig-inputs", "--n", "12",
-                 "--out", str(out), "--top-n", "60", "--mib", str(mib)]) == 0
+                 "--out", str(out), "--top-n", "60", "--mib", str(mib), "--curve"]) == 0
     sc = EdgeScores.load(out)
     assert sc.graph.n_edges == 479 and sc.method == "eap-ig-inputs" and sc.ig_steps == 5
+    m = sc.meta["mib"]  # MIB's pair: CPR of the signed curve, CMD of the |score| curve, both curves kept
+    assert len(m["faithfulness_signed"]) == len(m["faithfulness_absolute"]) == len(m["budgets"]) == 10
+    x = [b / 100 for b in m["budgets"]]
+    fs, fa = m["faithfulness_signed"], m["faithfulness_absolute"]
+    assert m["cpr"] == pytest.approx(sum((x[i + 1] - x[i]) * (fs[i] + fs[i + 1]) / 2 for i in range(9)))
+    assert m["cmd"] == pytest.approx(sum((x[i + 1] - x[i]) * (abs(1 - fa[i]) + abs(1 - fa[i + 1])) / 2
+                                         for i in range(9)))
     d = json.loads(mib.read_text())
     assert len(d["edges"]) == 479 and 0 < sum(e["in_graph"] for e in d["edges"].values()) <= 60
+    assert all(d["edges"][n]["score"] == -v for n, v in zip(sc.graph.names, sc.scores))  # MIB's sign
     s2, _ = load_mib(mib, sc.graph)
     assert np.allclose(s2.scores, sc.scores, rtol=1e-12, atol=0)
     circ = tmp_path / "c.json"

@@ -158,6 +158,10 @@ CASES = [
         None, [], "logit_diff", "eap-ig-activations", 5, ig_rows=0), r"ig_rows must be an integer >= 1 .*got 0"),
     ("edges ig_rows float", lambda m, t: __import__("interp.circuits.edges.scores", fromlist=["x"]).gradient_scores(
         None, [], "logit_diff", "eap-ig-activations", 5, ig_rows=2.5), r"ig_rows must be an integer >= 1 .*got 2\.5"),
+    ("edges mib sign", lambda m, t: __import__("interp.circuits.edges.mib", fromlist=["x"]).load_mib(
+        {"cfg": {}, "edges": {}}, sign="positive"), r"unknown MIB score sign .positive.; valid: metric, mib"),
+    ("edges helps_sign metric", lambda m, t: __import__("interp.circuits.edges.prep", fromlist=["x"]).helps_sign(
+        "accuracy"), r"valid.*logit_diff"),
     ("search target nan", lambda m, t: SearchSettings(target=float("nan")), r"(?i)target"),
     # neurons
     ("neurons on ioi", lambda m, t: analyze_neurons(m, _ioi()), r"needs an arithmetic task .*not 'ioi:8:abc'"),

@@ -192,6 +192,8 @@ CASES: list[tuple[str, list[str], str]] = [
      r"argument --ig-steps: must be an integer >= 1; got '0'"),
     ("edges ig-rule bad", ["edges", *P, *OUT, "--ig-rule", "middle"],
      r"argument --ig-rule: invalid choice: 'middle' \(choose from '?right'?, '?left'?\)"),
+    ("edges mib-sign bad", ["edges", *P, *OUT, "--mib", "{tmp}/m.json", "--mib-sign", "positive"],
+     r"argument --mib-sign: invalid choice: 'positive' \(choose from '?mib'?, '?metric'?\)"),
     ("edges batch-size 0", ["edges", *P, *OUT, "--batch-size", "0"],
      r"argument --batch-size: must be an integer >= 1; got '0'"),
     ("edges top-n negative", ["edges", *P, *OUT, "--top-n", "-1"],

@@ -269,6 +269,65 @@ def test_mib_curve_full_budget_is_one(model, pairs, eap):
     assert c["cpr"] == pytest.approx(trapezoid_areas(x, c["faithfulness"])[0])
 
 
+def test_signed_ranking_puts_helpful_edges_first(model, pairs):
+    """absolute=False ranks by helpfulness (MIB's signed order): under logit_diff the most negative exact effects
+    (ablating the edge lowers the logit difference) first; under ie (which rises toward the corrupt answer) the most
+    positive. The old signed order took the largest raw score, the edges that hurt most."""
+    ex = edge_scores(model, pairs, "exact")
+    g = ex.graph
+    order = np.argsort(ex.scores, kind="stable")
+    assert ex.scores[order[0]] < 0 < ex.scores[order[-1]]  # the tiny bridge has edges of both signs
+    assert np.array_equal(ex.helpfulness, -ex.scores)
+    assert ex.top(3, absolute=False) == [(g.names[i], float(ex.scores[i])) for i in order[:3]]
+    assert set(ex.circuit(5, absolute=False, prune=False).edges) == set(order[:5].tolist())
+    ie = EdgeScores(g, ex.scores.copy(), method="exact", metric="ie")
+    assert np.array_equal(ie.helpfulness, ex.scores)
+    assert set(ie.circuit(5, absolute=False, prune=False).edges) == set(order[-5:].tolist())
+
+
+def test_mib_scores_cpr_signed_cmd_absolute(model, pairs):
+    """MIB reports CPR from the signed ranking's curve and CMD from the |score| ranking's curve
+    (MIB-circuit-track print_results.py); checked against curves built by hand from ev.score."""
+    ex = edge_scores(model, pairs, "exact")
+    ev = EdgeEvaluator(model, pairs)
+    g = ev.graph
+    budgets = (1, 5, 20, 50, 100)
+    m = ev.mib_scores(ex, budgets=budgets)
+
+    def by_hand(key):
+        fs = [ev.score(prune_edges(g, top_n_edges(key, int(b / 100 * g.n_edges), absolute=False)),
+                       allow_empty=True).faithfulness
+              for b in budgets]
+        return fs, trapezoid_areas([b / 100 for b in budgets], fs)
+
+    f_signed, (cpr_signed, _) = by_hand(-ex.scores)
+    f_abs, (cpr_abs, cmd_abs) = by_hand(np.abs(ex.scores))
+    assert m["signed"]["faithfulness"] == pytest.approx(f_signed, abs=1e-12)
+    assert m["absolute"]["faithfulness"] == pytest.approx(f_abs, abs=1e-12)
+    assert m["cpr"] == pytest.approx(cpr_signed, abs=1e-12) and m["cmd"] == pytest.approx(cmd_abs, abs=1e-12)
+    assert m["cpr"] != pytest.approx(cpr_abs)  # the two rankings differ on this model
+    assert m["n_evaluations"] < 2 * len(budgets)  # the 100% circuit (and any other shared one) is evaluated once
+
+
+def test_mib_file_sign(model, pairs, eap, tmp_path):
+    """sign="mib" writes positive scores for helpful edges (MIB's run_attribution uses the negated logit
+    difference), so MIB's signed selection (largest file score first, ``Graph.apply_topn(absolute=False)``) picks
+    our signed circuit; sign="metric" writes our scores; both load back to our scores."""
+    save_mib(tmp_path / "mib.json", eap)
+    d = json.loads((tmp_path / "mib.json").read_text())
+    file_scores = np.array([d["edges"][n]["score"] for n in eap.graph.names])
+    assert np.array_equal(file_scores, -eap.scores)
+    mib_top = np.argsort(-file_scores, kind="stable")[:10]
+    assert set(mib_top.tolist()) == set(eap.circuit(10, absolute=False, prune=False).edges)
+    save_mib(tmp_path / "raw.json", eap, sign="metric")
+    raw = json.loads((tmp_path / "raw.json").read_text())
+    assert np.array_equal(np.array([raw["edges"][n]["score"] for n in eap.graph.names]), eap.scores)
+    assert np.array_equal(load_mib(tmp_path / "raw.json", eap.graph, sign="metric")[0].scores, eap.scores)
+    assert np.array_equal(load_mib(tmp_path / "mib.json", eap.graph)[0].scores, eap.scores)
+    as_ie = load_mib(tmp_path / "mib.json", eap.graph, metric="ie")[0]
+    assert as_ie.metric == "ie" and np.array_equal(as_ie.scores, -eap.scores)  # helpfulness = +score under ie
+
+
 def test_save_load_and_mib_round_trip(model, pairs, eap, tmp_path):
     p = eap.save(tmp_path / "s.json")
     back = EdgeScores.load(p)

@@ -9,6 +9,10 @@ the same weights.
 
 from __future__ import annotations
 
+import os
+import subprocess
+import sys
+import time
 from pathlib import Path
 from unittest import mock
 
@@ -132,3 +136,33 @@ def test_generic_gguf_bridge_equals_transformers_on_the_same_weights(tiny_gguf):
         want = torch.log_softmax(ref(ids).logits.double(), -1)
         got = torch.log_softmax(bridge(ids, return_type="logits").double(), -1)
     assert float((want - got).abs().max()) <= 1e-4  # compatibility mode folds norms and centres the unembedding
+
+
+def _child(code: str, cache: Path) -> subprocess.Popen[str]:
+    root = Path(__file__).resolve().parents[2]
+    return subprocess.Popen([sys.executable, "-c", code], cwd=root, env={**os.environ,
+                            "INTERP_CACHE": str(cache), "PYTHONPATH": str(root)},
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+
+
+def test_a_first_load_waits_for_another_process_building_the_same_model(tmp_path):
+    """Concurrent first loads of smollm2-135m raced: one process deleted the extracted GGUF another was converting
+    (2 of 3 simultaneous loads failed with FileNotFoundError). The build now holds a lock: a second process waits
+    for it (bounded, naming the lock file) and then uses the finished model instead of building again."""
+    cache = tmp_path / "cache"
+    lock = cache / f".{smollm.SMOLLM2_DIR_NAME}.lock"
+    with smollm._build_lock(lock, "test"):
+        child = _child("import interp.models.smollm as s; s._BUILD_WAIT_S = 1.0; s.ensure_smollm2_hf_dir()", cache)
+        _, err = child.communicate(timeout=120)
+    assert child.returncode != 0
+    assert "another process has been building SmolLM2-135M-Instruct" in err and str(lock) in err
+    assert not (cache / "downloads").exists()  # it waited instead of starting a download of its own
+    # waiting ends when the holder releases the lock
+    with smollm._build_lock(lock, "test"):
+        child = _child("import time, interp.models.smollm as s\n"
+                       "with s._build_lock(s.cache_root() / '.smollm2-135m-instruct-q4_1.lock', 'x', timeout=60):\n"
+                       "    print('acquired')", cache)
+        time.sleep(3.0)
+        assert child.poll() is None  # still waiting while we hold the lock
+    out, err = child.communicate(timeout=60)
+    assert child.returncode == 0 and out.strip() == "acquired" and "waiting for another process" in err

@@ -12,6 +12,7 @@ from interp.circuits.edges.evaluate import (
     EdgeFaithfulness,
     check_budgets,
     mib_curve,
+    mib_scores,
     random_curve,
     trapezoid_areas,
 )
@@ -27,7 +28,7 @@ from interp.circuits.edges.select import edges_of_nodes, greedy_edges, prune_edg
 __all__ = [
     "EDGE_ABLATIONS", "EDGE_METRICS", "METHODS", "MIB_BUDGETS", "EdgeCircuit", "EdgeError", "EdgeEvaluator",
     "EdgeFaithfulness", "EdgeForward", "EdgeGraph", "EdgeScores", "Unsupported", "build_graph", "check_budgets",
-    "edge_scores", "edges_of_nodes", "exact_edge_effects", "greedy_edges", "load_mib", "mib_curve",
+    "edge_scores", "edges_of_nodes", "exact_edge_effects", "greedy_edges", "load_mib", "mib_curve", "mib_scores",
     "naive_edge_effect", "prune_edges", "random_curve", "save_mib", "threshold_edges", "to_mib", "top_n_edges",
     "trapezoid_areas",
 ]

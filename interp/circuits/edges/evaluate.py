@@ -14,10 +14,16 @@ fraction (0.001 .. 1)::
     CPR = area under f          CMD = area under |1 - f|
 
 Higher CPR and lower CMD are better; a budget that rounds to zero edges is the empty circuit (f = 0).
+
+MIB reports the two areas from two curves (``print_results.py``): CPR from the curve of the *signed* ranking
+(``absolute=False``: the edges that help the behaviour most first, `EdgeScores.helpfulness`) and CMD from the curve
+of the |score| ranking. `mib_scores` computes that pair; `mib_curve` / `EdgeEvaluator.curve` give one curve with
+both areas under it (by default the |score| curve, whose CMD is MIB's and whose CPR is the |score| variant).
 """
 
 from __future__ import annotations
 
+import hashlib
 import math
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -29,12 +35,12 @@ from torch import Tensor
 
 from interp.circuits.edges.forward import EdgeForward
 from interp.circuits.edges.graph import EdgeError
-from interp.circuits.edges.prep import check_ablation, check_metric, prepare_batches, resolve_pairs
+from interp.circuits.edges.prep import check_ablation, check_metric, helps_sign, prepare_batches, resolve_pairs
 from interp.circuits.edges.result import EdgeCircuit, EdgeScores
 from interp.circuits.edges.select import greedy_edges, prune_edges, top_n_edges
 
-__all__ = ["MIB_BUDGETS", "EdgeEvaluator", "EdgeFaithfulness", "check_budgets", "mib_curve", "trapezoid_areas",
-           "random_curve"]
+__all__ = ["MIB_BUDGETS", "EdgeEvaluator", "EdgeFaithfulness", "check_budgets", "mib_curve", "mib_scores",
+           "trapezoid_areas", "random_curve"]
 
 MIB_BUDGETS: tuple[float, ...] = (0.1, 0.2, 0.5, 1, 2, 5, 10, 20, 50, 100)
 
@@ -154,33 +160,66 @@ class EdgeEvaluator:
 
     def curve(self, scores: EdgeScores | np.ndarray, *, budgets: Sequence[float] = MIB_BUDGETS,
               absolute: bool = True, selection: str = "topn", prune: bool = True) -> dict[str, Any]:
-        """MIB's faithfulness curve of a scoring and its CPR / CMD (see the module docstring)."""
+        """MIB's faithfulness curve of a scoring with one ranking (|score|, or the helpfulness with
+        ``absolute=False``) and both areas under it (see the module docstring)."""
         return mib_curve(self, scores, budgets=budgets, absolute=absolute, selection=selection, prune=prune)
+
+    def mib_scores(self, scores: EdgeScores | np.ndarray, *, budgets: Sequence[float] = MIB_BUDGETS,
+                   selection: str = "topn", prune: bool = True) -> dict[str, Any]:
+        """CPR and CMD as MIB reports them: CPR from the curve of the signed ranking (the most helpful edges
+        first), CMD from the curve of the |score| ranking (two curves; circuits they share are evaluated once)."""
+        return mib_scores(self, scores, budgets=budgets, selection=selection, prune=prune)
+
+
+def _ranking_key(ev: EdgeEvaluator, scores: EdgeScores | np.ndarray, absolute: bool) -> np.ndarray:
+    """|score| or the helpfulness; a bare array is taken as scores under the evaluator's metric."""
+    if isinstance(scores, EdgeScores):
+        key = scores.ranking_key(absolute)
+    else:
+        vals = np.asarray(scores, dtype=np.float64)
+        key = np.abs(vals) if absolute else helps_sign(ev.metric) * vals
+    if key.shape != (ev.graph.n_edges,):
+        raise EdgeError(f"{key.shape} scores for a graph of {ev.graph.n_edges} edges")
+    return key
 
 
 def mib_curve(ev: EdgeEvaluator, scores: EdgeScores | np.ndarray, *, budgets: Sequence[float] = MIB_BUDGETS,
-              absolute: bool = True, selection: str = "topn", prune: bool = True) -> dict[str, Any]:
+              absolute: bool = True, selection: str = "topn", prune: bool = True,
+              _memo: dict[bytes, float] | None = None) -> dict[str, Any]:
     budgets = check_budgets(budgets)
     if selection not in ("topn", "greedy"):
         raise EdgeError(f"selection must be 'topn' or 'greedy'; got {selection!r}")
-    vals = scores.scores if isinstance(scores, EdgeScores) else np.asarray(scores, dtype=np.float64)
+    key = _ranking_key(ev, scores, absolute)
     g = ev.graph
-    if vals.shape != (g.n_edges,):
-        raise EdgeError(f"{vals.shape} scores for a graph of {g.n_edges} edges")
+    memo = {} if _memo is None else _memo
     fs, kept, asked = [], [], []
     for pct in budgets:
         k = int(pct / 100 * g.n_edges)
-        edges = greedy_edges(g, vals, k, absolute=absolute) if selection == "greedy" else top_n_edges(
-            vals, k, absolute=absolute)
+        edges = greedy_edges(g, key, k, absolute=False) if selection == "greedy" else top_n_edges(
+            key, k, absolute=False)
         if prune:
             edges = prune_edges(g, edges)
-        fs.append(ev.score(edges, allow_empty=True).faithfulness)
+        h = hashlib.blake2b(np.asarray(edges, dtype=np.int64).tobytes(), digest_size=16).digest()
+        if h not in memo:
+            memo[h] = ev.score(edges, allow_empty=True).faithfulness
+        fs.append(memo[h])
         kept.append(int(len(edges)))
         asked.append(k)
     x = [b / 100 for b in budgets]
     cpr, cmd = trapezoid_areas(x, fs)
     return {"budgets": budgets, "n_edges": asked, "n_kept": kept, "faithfulness": fs, "cpr": cpr, "cmd": cmd,
             "selection": selection, "absolute": absolute}
+
+
+def mib_scores(ev: EdgeEvaluator, scores: EdgeScores | np.ndarray, *, budgets: Sequence[float] = MIB_BUDGETS,
+               selection: str = "topn", prune: bool = True) -> dict[str, Any]:
+    """MIB's reported pair (``print_results.py``): CPR = area under f of the signed curve (``absolute=False``: the
+    edges that help the behaviour most first), CMD = area under |1 - f| of the absolute curve (|score| first)."""
+    memo: dict[bytes, float] = {}
+    signed = mib_curve(ev, scores, budgets=budgets, absolute=False, selection=selection, prune=prune, _memo=memo)
+    absolute = mib_curve(ev, scores, budgets=budgets, absolute=True, selection=selection, prune=prune, _memo=memo)
+    return {"cpr": signed["cpr"], "cmd": absolute["cmd"], "signed": signed, "absolute": absolute,
+            "n_evaluations": len(memo)}
 
 
 def random_curve(ev: EdgeEvaluator, *, draws: int = 5, seed: int = 0, budgets: Sequence[float] = MIB_BUDGETS

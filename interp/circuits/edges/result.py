@@ -63,11 +63,25 @@ class EdgeScores:
         return (f"EdgeScores({self.method}, {self.model or '?'}, {self.graph.n_edges} edges, {self.n_prompts} prompts, "
                 f"{self.ablation}, {self.metric})")
 
+    @property
+    def helpfulness(self) -> np.ndarray:
+        """``helps_sign(metric) * scores``: positive for an edge whose ablation moves the model toward the corrupt
+        answer (it helps the behaviour), whatever the metric's direction. MIB's scores have this sign."""
+        from interp.circuits.edges.prep import helps_sign
+
+        return helps_sign(self.metric) * self.scores
+
+    def ranking_key(self, absolute: bool = True) -> np.ndarray:
+        """What selection ranks by: |score| (``absolute=True``, MIB's CMD) or the helpfulness (``absolute=False``,
+        MIB's signed selection for CPR: the edges that help the behaviour most first)."""
+        return np.abs(self.scores) if absolute else self.helpfulness
+
     def top(self, k: int = 10, *, absolute: bool = True) -> list[tuple[str, float]]:
+        """The ``k`` edges with the largest |score| (or, ``absolute=False``, the ``k`` most helpful edges)."""
         from interp.checks import check_int
 
         k = check_int(k, "k", lo=0)
-        key = np.abs(self.scores) if absolute else self.scores
+        key = self.ranking_key(absolute)
         order = np.argsort(-np.nan_to_num(key, nan=-np.inf), kind="stable")[:k]
         return [(self.graph.names[i], float(self.scores[i])) for i in order]
 
@@ -80,13 +94,15 @@ class EdgeScores:
 
     def circuit(self, n: int | None = None, *, threshold: float | None = None, absolute: bool = True,
                 prune: bool = True) -> EdgeCircuit:
-        """The top-``n`` edges (or those with score >= ``threshold``), pruned; see `select`."""
+        """The top-``n`` edges (or those whose key is >= ``threshold``), pruned; see `select`. The key is |score|,
+        or with ``absolute=False`` the helpfulness (`helpfulness`: the edges that help the behaviour most)."""
         from interp.circuits.edges.select import prune_edges, threshold_edges, top_n_edges
 
         if (n is None) == (threshold is None):
             raise EdgeError("give exactly one of n= (top-n edges) or threshold=")
-        edges = (top_n_edges(self.scores, n, absolute=absolute) if n is not None
-                 else threshold_edges(self.scores, threshold, absolute=absolute))  # type: ignore[arg-type]
+        key = self.ranking_key(absolute)
+        edges = (top_n_edges(key, n, absolute=False) if n is not None
+                 else threshold_edges(key, threshold, absolute=False))  # type: ignore[arg-type]
         if prune:
             edges = prune_edges(self.graph, edges)
         return EdgeCircuit(self.graph, tuple(int(e) for e in edges), scores=self.scores, method=self.method,
