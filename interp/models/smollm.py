@@ -121,6 +121,12 @@ def cache_root(cache_dir: str | os.PathLike[str] | None = None) -> Path:
 _BUILD_WAIT_S = _PIP_TIMEOUT_S + 600.0
 
 
+def _lock_path(root: Path, name: str) -> Path:
+    """``<root>/.locks/<name>.lock``: empty files, kept out of the model folders (a failed build leaves nothing
+    there) and never deleted (unlinking a lock file another process waits on would let a third one in)."""
+    return root / ".locks" / f"{name}.lock"
+
+
 @contextlib.contextmanager
 def _build_lock(lock_path: Path, what: str, *, timeout: float | None = None) -> Iterator[None]:
     """Hold an exclusive advisory lock (``flock``) on ``lock_path`` while building ``what``.
@@ -316,7 +322,7 @@ def ensure_smollm2_hf_dir(cache_dir: Path | None = None, *, progress: bool = Tru
     if _has_complete_model(final_dir):
         log.debug("using cached %s", final_dir)
         return final_dir
-    with _build_lock(root / f".{SMOLLM2_DIR_NAME}.lock", SMOLLM2_NAME):
+    with _build_lock(_lock_path(root, SMOLLM2_DIR_NAME), SMOLLM2_NAME):
         if _has_complete_model(final_dir):  # built by the process we waited for
             return final_dir
         return _build_smollm2(root, final_dir, progress=progress)
@@ -362,7 +368,7 @@ def ensure_gguf_hf_dir(path: str | os.PathLike[str], cache_dir: Path | None = No
     if _has_complete_model(final_dir):
         log.debug("using cached %s", final_dir)
         return final_dir
-    with _build_lock(final_dir.with_name(f".{final_dir.name}.lock"), str(path)):
+    with _build_lock(_lock_path(cache_root(cache_dir), f"gguf-{final_dir.name}"), str(path)):
         if _has_complete_model(final_dir):
             return final_dir
         return _convert_gguf(path, final_dir, name=path.stem, progress=progress)

@@ -150,7 +150,7 @@ def test_a_first_load_waits_for_another_process_building_the_same_model(tmp_path
     (2 of 3 simultaneous loads failed with FileNotFoundError). The build now holds a lock: a second process waits
     for it (bounded, naming the lock file) and then uses the finished model instead of building again."""
     cache = tmp_path / "cache"
-    lock = cache / f".{smollm.SMOLLM2_DIR_NAME}.lock"
+    lock = smollm._lock_path(cache, smollm.SMOLLM2_DIR_NAME)
     with smollm._build_lock(lock, "test"):
         child = _child("import interp.models.smollm as s; s._BUILD_WAIT_S = 1.0; s.ensure_smollm2_hf_dir()", cache)
         _, err = child.communicate(timeout=120)
@@ -160,7 +160,7 @@ def test_a_first_load_waits_for_another_process_building_the_same_model(tmp_path
     # waiting ends when the holder releases the lock
     with smollm._build_lock(lock, "test"):
         child = _child("import time, interp.models.smollm as s\n"
-                       "with s._build_lock(s.cache_root() / '.smollm2-135m-instruct-q4_1.lock', 'x', timeout=60):\n"
+                       "with s._build_lock(s._lock_path(s.cache_root(), s.SMOLLM2_DIR_NAME), 'x', timeout=60):\n"
                        "    print('acquired')", cache)
         time.sleep(3.0)
         assert child.poll() is None  # still waiting while we hold the lock
