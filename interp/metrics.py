@@ -35,7 +35,7 @@ from torch import Tensor
 from interp.errors import ShapeError, unknown
 
 __all__ = ["METRICS", "MetricContext", "make_metric", "indirect_effect", "normalized_logit", "answer_log_probs",
-           "count_undefined", "NORMALIZED", "RAW_METRICS", "UNPATCHED_ZERO"]
+           "count_undefined", "FALLING", "NORMALIZED", "RAW_METRICS", "UNPATCHED_ZERO"]
 
 METRICS: tuple[str, ...] = (
     "ie",
@@ -53,6 +53,9 @@ RAW_METRICS: tuple[str, ...] = ("logit_diff", "prob")
 UNPATCHED_ZERO: tuple[str, ...] = tuple(m for m in METRICS if m not in RAW_METRICS)
 # metrics scaled so that 1 = as in the source run
 NORMALIZED: tuple[str, ...] = ("logit_diff_norm", "prob_norm")
+# metrics whose value *falls* as the output moves toward the source (corrupt) prompt's answer; the others (ie,
+# ie_logits, *_norm) rise toward it. Rankings of patching effects and edge helpfulness read directions from here.
+FALLING: tuple[str, ...] = ("logit_diff", "logit_diff_change", "prob")
 
 PerPrompt = Callable[[Float[Tensor, "batch d_vocab"]], Float[Tensor, " batch"]]
 

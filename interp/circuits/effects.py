@@ -18,6 +18,7 @@ import numpy as np
 
 from interp._io import read_json, write_json_atomic
 from interp.errors import ShapeError, TaskError, unknown
+from interp.metrics import FALLING
 from interp.patching import PatchResult, patch
 from interp.patching.result import rank_order
 from interp.tasks.base import TASK_METHODS, require
@@ -28,13 +29,11 @@ __all__ = ["ComponentEffects", "component_effects", "component_effects_by_operat
 PAPER_SEEDS: tuple[int, ...] = (42, 412, 32879, 123, 436)
 DEFAULT_SEEDS: tuple[int, ...] = (42, 412, 32879)
 METHODS: tuple[str, ...] = ("exact", "attribution")
-# metrics whose value *falls* when a patch moves the prediction toward the corrupt answer: rank by -effect
-_DECREASING = ("logit_diff", "logit_diff_change", "prob")
 
 
 def metric_sign(metric: str) -> float:
     """+1 when a larger metric value means a larger effect (ie, ie_logits, *_norm), -1 otherwise."""
-    return -1.0 if metric in _DECREASING else 1.0
+    return -1.0 if metric in FALLING else 1.0  # falling metrics: rank by -effect
 
 
 @dataclass(frozen=True)

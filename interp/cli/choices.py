@@ -16,6 +16,7 @@ EDGE_ABLATIONS = ("counterfactual", "mean", "zero")  # circuits.edges.EDGE_ABLAT
 EDGE_METRICS = METRICS + ("nl",)  # circuits.edges.EDGE_METRICS
 EDGE_METHODS = ("eap", "eap-ig-inputs", "eap-ig-activations", "exact")  # circuits.edges.METHODS
 EDGE_SELECTIONS = ("topn", "greedy")  # circuits.edges.search.SELECTIONS
+MIB_SIGNS = ("mib", "metric")  # circuits.edges.mib.MIB_SIGNS
 COT_VARIANTS = ("full_cot", "equation_only", "text_only", "add_only", "mult_only", "incorrect_label",
                 "incorrect_ood_label", "no_cot")  # vocab.cot.VARIANTS
 REPORT_SECTIONS = ("edges", "explain")  # report.OPTIONAL_SECTIONS

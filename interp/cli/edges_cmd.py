@@ -13,7 +13,7 @@ from interp.cli.types import nonneg_float, positive_int
 
 
 def _add_edge_args(p: argparse.ArgumentParser, *, with_method: bool = True) -> None:
-    from interp.cli.choices import EDGE_ABLATIONS, EDGE_METRICS
+    from interp.cli.choices import EDGE_ABLATIONS, EDGE_METRICS, MIB_SIGNS
     from interp.cli.choices import EDGE_METHODS as METHODS
 
     if with_method:
@@ -30,7 +30,7 @@ def _add_edge_args(p: argparse.ArgumentParser, *, with_method: bool = True) -> N
     p.add_argument("--n", type=positive_int, default=None, help="prompt pairs per group (default: the task's default)")
     p.add_argument("--batch-size", type=positive_int, default=16)
     p.add_argument("--mib", default=None, help="also write the scores (and circuit) in MIB's submission format")
-    p.add_argument("--mib-sign", default="mib", choices=("mib", "metric"),
+    p.add_argument("--mib-sign", default="mib", choices=MIB_SIGNS,
                    help="sign of the scores in the --mib file: mib (default) = positive when the edge helps, as "
                         "MIB's pipeline writes them; metric = the change of the metric, our sign")
 
@@ -125,6 +125,7 @@ def add_circuit_level_args(p: argparse.ArgumentParser) -> None:
     ``resample`` maps to ``counterfactual``; the edge metric is ``--edge-metric``)."""
     from interp.cli.choices import EDGE_METHODS as METHODS
     from interp.cli.choices import EDGE_SELECTIONS as SELECTIONS
+    from interp.cli.choices import MIB_SIGNS
 
     p.add_argument("--level", choices=("nodes", "edges"), default="nodes",
                    help="node circuit (heads/MLPs, default) or edge circuit (sender -> receiver edges)")
@@ -135,7 +136,7 @@ def add_circuit_level_args(p: argparse.ArgumentParser) -> None:
                    help="--level edges: interpolation points, right (the paper, default) or left (the EAP-IG/MIB code)")
     p.add_argument("--edge-metric", default="logit_diff", help="metric for --level edges (default logit_diff)")
     p.add_argument("--mib", default=None, help="--level edges: also write the MIB-format file")
-    p.add_argument("--mib-sign", default="mib", choices=("mib", "metric"),
+    p.add_argument("--mib-sign", default="mib", choices=MIB_SIGNS,
                    help="--level edges: sign of the --mib file's scores (mib = positive when the edge helps)")
 
 

@@ -43,7 +43,7 @@ import threading
 import time
 import zipfile
 from collections import deque
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -144,11 +144,10 @@ def _build_lock(lock_path: Path, what: str, *, timeout: float | None = None) -> 
         lock_path.parent.mkdir(parents=True, exist_ok=True)
         fh = open(lock_path, "a+")  # noqa: SIM115 - closed below
     except (ImportError, OSError):
-        yield
-        return
+        fh = None
     try:
         t0, told = time.monotonic(), False
-        while True:
+        while fh is not None:
             try:
                 fcntl.flock(fh.fileno(), fcntl.LOCK_EX | fcntl.LOCK_NB)
                 break
@@ -163,7 +162,18 @@ def _build_lock(lock_path: Path, what: str, *, timeout: float | None = None) -> 
                 time.sleep(0.2)
         yield
     finally:
-        fh.close()  # closing the file releases the lock
+        if fh is not None:
+            fh.close()  # closing the file releases the lock
+
+
+def _built_once(final_dir: Path, lock_path: Path, what: str, build: Callable[[], Path]) -> Path:
+    """``final_dir`` if it holds a complete model, else ``build()`` under the build lock (re-checking once the lock
+    is held: the process we waited for may have built it)."""
+    if _has_complete_model(final_dir):
+        log.debug("using cached %s", final_dir)
+        return final_dir
+    with _build_lock(lock_path, what):
+        return final_dir if _has_complete_model(final_dir) else build()
 
 
 def _offline_options(root: Path) -> str:
@@ -319,13 +329,8 @@ def ensure_smollm2_hf_dir(cache_dir: Path | None = None, *, progress: bool = Tru
     """
     root = cache_root(cache_dir)
     final_dir = root / SMOLLM2_DIR_NAME
-    if _has_complete_model(final_dir):
-        log.debug("using cached %s", final_dir)
-        return final_dir
-    with _build_lock(_lock_path(root, SMOLLM2_DIR_NAME), SMOLLM2_NAME):
-        if _has_complete_model(final_dir):  # built by the process we waited for
-            return final_dir
-        return _build_smollm2(root, final_dir, progress=progress)
+    return _built_once(final_dir, _lock_path(root, SMOLLM2_DIR_NAME), SMOLLM2_NAME,
+                       lambda: _build_smollm2(root, final_dir, progress=progress))
 
 
 def _build_smollm2(root: Path, final_dir: Path, *, progress: bool) -> Path:
@@ -365,13 +370,8 @@ def ensure_gguf_hf_dir(path: str | os.PathLike[str], cache_dir: Path | None = No
     st = path.stat()
     key = hashlib.sha1(f"{path}|{st.st_size}|{st.st_mtime_ns}".encode()).hexdigest()[:10]
     final_dir = cache_root(cache_dir) / "gguf" / f"{path.stem}-{key}"
-    if _has_complete_model(final_dir):
-        log.debug("using cached %s", final_dir)
-        return final_dir
-    with _build_lock(_lock_path(cache_root(cache_dir), f"gguf-{final_dir.name}"), str(path)):
-        if _has_complete_model(final_dir):
-            return final_dir
-        return _convert_gguf(path, final_dir, name=path.stem, progress=progress)
+    return _built_once(final_dir, _lock_path(cache_root(cache_dir), f"gguf-{final_dir.name}"), str(path),
+                       lambda: _convert_gguf(path, final_dir, name=path.stem, progress=progress))
 
 
 def boot_local(hf_dir: Path, *, name: str, **boot: Any) -> TransformerBridge:

@@ -117,6 +117,7 @@ def test_verbose_not_reset_by_the_subcommand():
 def test_cli_choices_mirror_the_library():
     from interp.circuits.ablation import ABLATIONS
     from interp.circuits.edges import EDGE_ABLATIONS, EDGE_METRICS, METHODS
+    from interp.circuits.edges.mib import MIB_SIGNS
     from interp.circuits.edges.search import SELECTIONS
     from interp.circuits.search import RANKS
     from interp.cli import choices
@@ -131,7 +132,7 @@ def test_cli_choices_mirror_the_library():
     assert choices.MAP_MODES == tuple(MAP_MODES) and choices.EDGE_ABLATIONS == tuple(EDGE_ABLATIONS)
     assert choices.EDGE_METRICS == tuple(EDGE_METRICS) and choices.EDGE_METHODS == tuple(METHODS)
     assert choices.EDGE_SELECTIONS == tuple(SELECTIONS) and choices.COT_VARIANTS == tuple(VARIANTS)
-    assert set(choices.REPORT_SECTIONS) == set(OPTIONAL_SECTIONS)
+    assert set(choices.REPORT_SECTIONS) == set(OPTIONAL_SECTIONS) and choices.MIB_SIGNS == tuple(MIB_SIGNS)
     d = ToyArithConfig()
     assert choices.TOY_DEFAULTS == {k: getattr(d, k) for k in choices.TOY_DEFAULTS}
 

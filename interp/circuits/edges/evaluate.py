@@ -35,8 +35,8 @@ from torch import Tensor
 
 from interp.circuits.edges.forward import EdgeForward
 from interp.circuits.edges.graph import EdgeError
-from interp.circuits.edges.prep import check_ablation, check_metric, helps_sign, prepare_batches, resolve_pairs
-from interp.circuits.edges.result import EdgeCircuit, EdgeScores
+from interp.circuits.edges.prep import check_ablation, check_metric, prepare_batches, resolve_pairs
+from interp.circuits.edges.result import EdgeCircuit, EdgeScores, ranking_key
 from interp.circuits.edges.select import greedy_edges, prune_edges, top_n_edges
 
 __all__ = ["MIB_BUDGETS", "EdgeEvaluator", "EdgeFaithfulness", "check_budgets", "mib_curve", "mib_scores",
@@ -173,11 +173,8 @@ class EdgeEvaluator:
 
 def _ranking_key(ev: EdgeEvaluator, scores: EdgeScores | np.ndarray, absolute: bool) -> np.ndarray:
     """|score| or the helpfulness; a bare array is taken as scores under the evaluator's metric."""
-    if isinstance(scores, EdgeScores):
-        key = scores.ranking_key(absolute)
-    else:
-        vals = np.asarray(scores, dtype=np.float64)
-        key = np.abs(vals) if absolute else helps_sign(ev.metric) * vals
+    key = (scores.ranking_key(absolute) if isinstance(scores, EdgeScores)
+           else ranking_key(scores, ev.metric, absolute=absolute))
     if key.shape != (ev.graph.n_edges,):
         raise EdgeError(f"{key.shape} scores for a graph of {ev.graph.n_edges} edges")
     return key

@@ -24,18 +24,13 @@ from torch import Tensor
 from interp.circuits.edges.forward import EdgeForward
 from interp.circuits.edges.graph import EdgeError
 from interp.errors import ShapeError, unknown
-from interp.metrics import METRICS, MetricContext, make_metric, normalized_logit
+from interp.metrics import FALLING, METRICS, MetricContext, make_metric, normalized_logit
 
 __all__ = ["EDGE_ABLATIONS", "EDGE_METRICS", "Batch", "resolve_pairs", "check_ablation", "check_metric",
            "helps_sign", "metric_fn", "prepare_batches", "sender_means"]
 
 EDGE_ABLATIONS: tuple[str, ...] = ("counterfactual", "mean", "zero")
 EDGE_METRICS: tuple[str, ...] = (*METRICS, "nl")
-
-
-# metrics that fall as the output moves toward the corrupt prompt's answer: an edge that helps the behaviour has a
-# negative score under them (ablating it lowers the metric); the others (ie, *_norm) rise toward the corrupt answer
-_FALLING: tuple[str, ...] = ("logit_diff", "logit_diff_change", "prob", "nl")
 
 
 def helps_sign(metric: str) -> float:
@@ -46,7 +41,7 @@ def helps_sign(metric: str) -> float:
     toward the corrupt answer. It is the sign of MIB's own scores, whose attribution metric is the negated logit
     difference (``loss=True`` in MIB's ``run_attribution.py``), and the order of MIB's signed selection.
     """
-    return -1.0 if check_metric(metric) in _FALLING else 1.0
+    return -1.0 if check_metric(metric) in (*FALLING, "nl") else 1.0  # nl, like logit_diff, falls
 
 
 def check_ablation(name: str) -> str:

@@ -17,7 +17,7 @@ import numpy as np
 from interp._io import read_json, write_json_atomic
 from interp.circuits.edges.graph import EdgeError, EdgeGraph
 
-__all__ = ["EdgeScores", "EdgeCircuit", "graph_from_cfg"]
+__all__ = ["EdgeScores", "EdgeCircuit", "graph_from_cfg", "ranking_key"]
 
 
 def graph_from_cfg(cfg: dict[str, Any]) -> EdgeGraph:
@@ -37,6 +37,14 @@ def _scores_from(graph: EdgeGraph, edges: dict[str, Any], what: str) -> np.ndarr
     out = np.full(graph.n_edges, np.nan)
     out[idx] = [np.nan if v is None else float(v) for v in edges.values()]
     return out
+
+
+def ranking_key(scores: np.ndarray, metric: str, *, absolute: bool) -> np.ndarray:
+    """|scores|, or (``absolute=False``) the helpfulness ``helps_sign(metric) * scores`` of scores under ``metric``."""
+    from interp.circuits.edges.prep import helps_sign
+
+    scores = np.asarray(scores, dtype=np.float64)
+    return np.abs(scores) if absolute else helps_sign(metric) * scores
 
 
 @dataclass(frozen=True)
@@ -67,14 +75,12 @@ class EdgeScores:
     def helpfulness(self) -> np.ndarray:
         """``helps_sign(metric) * scores``: positive for an edge whose ablation moves the model toward the corrupt
         answer (it helps the behaviour), whatever the metric's direction. MIB's scores have this sign."""
-        from interp.circuits.edges.prep import helps_sign
-
-        return helps_sign(self.metric) * self.scores
+        return ranking_key(self.scores, self.metric, absolute=False)
 
     def ranking_key(self, absolute: bool = True) -> np.ndarray:
         """What selection ranks by: |score| (``absolute=True``, MIB's CMD) or the helpfulness (``absolute=False``,
         MIB's signed selection for CPR: the edges that help the behaviour most first)."""
-        return np.abs(self.scores) if absolute else self.helpfulness
+        return ranking_key(self.scores, self.metric, absolute=absolute)
 
     def top(self, k: int = 10, *, absolute: bool = True) -> list[tuple[str, float]]:
         """The ``k`` edges with the largest |score| (or, ``absolute=False``, the ``k`` most helpful edges)."""
