@@ -34,7 +34,7 @@ from interp.patching.engine.budget import MAX_BYTES, parse_bytes
 from interp.patching.variants import resolve_positions
 from interp.sites import check_layers, resolve_layers
 from interp.tasks import ArithTask, parse_task
-from tests.conftest import tiny_bridge
+from tests.conftest import random_pairs, tiny_bridge
 
 FAST = settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
 
@@ -160,6 +160,9 @@ CASES = [
         None, [], "logit_diff", "eap-ig-activations", 5, ig_rows=2.5), r"ig_rows must be an integer >= 1 .*got 2\.5"),
     ("edges mib sign", lambda m, t: __import__("interp.circuits.edges.mib", fromlist=["x"]).load_mib(
         {"cfg": {}, "edges": {}}, sign="positive"), r"unknown MIB score sign .positive.; valid: metric, mib"),
+    ("edges mib_scores wrong length", lambda m, t: __import__("interp.circuits.edges", fromlist=["x"]).EdgeEvaluator(
+        m, random_pairs(m, batch=2, seq=4, seed=0)).mib_scores(np.zeros(3)),
+     r"\(3,\) scores for a graph of 262 edges"),
     ("edges helps_sign metric", lambda m, t: __import__("interp.circuits.edges.prep", fromlist=["x"]).helps_sign(
         "accuracy"), r"valid.*logit_diff"),
     ("search target nan", lambda m, t: SearchSettings(target=float("nan")), r"(?i)target"),
